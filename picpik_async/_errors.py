@@ -1,0 +1,242 @@
+"""The exception tree of picpik_async, and the pure classifier of API failures.
+
+PURE: no I/O, no anyio, no httpx.
+
+    PicpikError
+    ├── ValidationError (also a ValueError)   bad input, raised before any I/O
+    ├── ClientClosedError (also a RuntimeError)  the client was used after aclose()
+    ├── APIError                              non-zero RetCode or HTTP error answer
+    │   ├── AuthenticationError                   signature or key problems
+    │   └── RateLimitError                        HTTP 429 or a throttling RetCode
+    ├── TransportError                        connect/read failures, timeouts
+    │   └── SubmitOutcomeUnknownError             a submit was sent, its answer lost
+    ├── ProtocolError                         an answer that does not fit the contract
+    ├── TaskFailedError                       the task ran and failed
+    │   └── TaskNotFoundError                     the service stopped reporting the task
+    └── TaskTimeoutError                      a wait ran out of time (also a TimeoutError)
+
+Every error's text is built from public values only: the private key and the
+string-to-sign never appear in a message or a repr.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ClientClosedError",
+    "PicpikError",
+    "ProtocolError",
+    "RateLimitError",
+    "SubmitOutcomeUnknownError",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "TaskTimeoutError",
+    "TransportError",
+    "ValidationError",
+    "classify_api_error",
+]
+
+
+class PicpikError(Exception):
+    """Root of every error raised by picpik_async."""
+
+
+class ValidationError(PicpikError, ValueError):
+    """A request value is out of range or of the wrong type; raised before any I/O.
+
+    Example:
+        >>> from picpik_async import GenerateImagesSDXL, Model
+        >>> GenerateImagesSDXL(main_model=Model("PICPIK General"), width=10)
+        Traceback (most recent call last):
+        ...
+        picpik_async._errors.ValidationError: GenerateImagesSDXL.width must be ...
+    """
+
+
+class ClientClosedError(PicpikError, RuntimeError):
+    """The client was used after `aclose()` or after its `async with` block ended."""
+
+
+class APIError(PicpikError):
+    """The service refused a request: a non-zero RetCode or an HTTP error status.
+
+    Attributes:
+        ret_code: the RetCode of the answer, or None when the answer had none.
+        message: the service's Message (or a description of the HTTP failure).
+        action: the Action that was called.
+        request_uuid: the request_uuid sent with the call.
+        http_status: the HTTP status of the answer, when known.
+        retryable: whether repeating the same request may succeed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ret_code: int | None = None,
+        action: str = "",
+        request_uuid: str | None = None,
+        http_status: int | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self.message = message
+        self.ret_code = ret_code
+        self.action = action
+        self.request_uuid = request_uuid
+        self.http_status = http_status
+        self.retryable = retryable
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"{self.action or 'request'} failed"]
+        if self.ret_code is not None:
+            parts.append(f"RetCode {self.ret_code}")
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        text = ", ".join(parts) + f": {self.message or '(no message)'}"
+        if self.request_uuid:
+            text += f" (request_uuid={self.request_uuid})"
+        return text
+
+
+class AuthenticationError(APIError):
+    """The service rejected the signature or the public key (permanent)."""
+
+
+class RateLimitError(APIError):
+    """The service throttled the caller (HTTP 429 or a throttling RetCode).
+
+    `retry_after` holds the seconds the service asked to wait, when it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        kwargs.setdefault("retryable", True)
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class TransportError(PicpikError):
+    """The request could not be completed on the network (connect, read, timeout).
+
+    The underlying httpx exception is kept as `__cause__`.
+    """
+
+
+class SubmitOutcomeUnknownError(TransportError):
+    """A task-creating request was sent but its answer was lost.
+
+    The task may or may not exist (and may or may not be charged). Retrying
+    with the same `request_uuid` is the only way to ask again; see the README
+    section "Failure modes".
+    """
+
+    def __init__(self, message: str, *, request_uuid: str, action: str = "") -> None:
+        self.request_uuid = request_uuid
+        self.action = action
+        super().__init__(f"{message} (request_uuid={request_uuid})")
+
+
+class ProtocolError(PicpikError):
+    """An answer did not fit the documented contract (not JSON, wrong types, missing fields)."""
+
+
+class TaskFailedError(PicpikError):
+    """The task was created but finished in a failed state."""
+
+    def __init__(
+        self, task_uid: str, error_code: int, error_message: str, status: str = ""
+    ) -> None:
+        self.task_uid = task_uid
+        self.error_code = error_code
+        self.error_message = error_message
+        self.status = status
+        detail = error_message or status or "no message"
+        super().__init__(f"task {task_uid} failed (ErrorCode {error_code}): {detail}")
+
+
+class TaskNotFoundError(TaskFailedError):
+    """The service stopped reporting a task that was being waited for."""
+
+    def __init__(self, task_uid: str, polls: int) -> None:
+        super().__init__(
+            task_uid, -1, f"missing from {polls} ListTasksDetails answers in a row", "NotFound"
+        )
+
+
+class TaskTimeoutError(PicpikError, TimeoutError):
+    """A wait for a task ran out of time; the task itself goes on on the service."""
+
+    def __init__(self, task_uid: str, timeout: float) -> None:
+        self.task_uid = task_uid
+        self.timeout = timeout
+        super().__init__(f"task {task_uid} not finished after {timeout:g} s")
+
+
+# --- classification ---------------------------------------------------------
+#
+# The RetCode table is unpublished (picpik-api.md section 6 and 8.4), so codes
+# are decided by known numbers first and by words in the Message otherwise.
+
+_AUTH_WORDS: Final = ("signature", "publickey", "public key", "privatekey", "private key", "auth")
+_PARAM_WORDS: Final = ("param", "invalid", "illegal", "missing", "must be", "out of range")
+_CREDIT_WORDS: Final = ("credit", "balance", "insufficient", "not enough", "quota exceeded")
+_RATE_WORDS: Final = ("rate limit", "too many requests", "throttl", "frequency")
+_REJECT_WORDS: Final = ("sensitive", "content policy", "forbidden content", "rejected")
+
+# Codes our emulator uses, mirroring common UCloud-style gateway codes.
+AUTH_CODES: Final = frozenset({171, 172, 173})
+PARAM_CODES: Final = frozenset({160, 161, 230})
+CREDIT_CODES: Final = frozenset({2101})
+RATE_CODES: Final = frozenset({2102})
+
+
+def _has_word(message: str, words: Iterable[str]) -> bool:
+    low = re.sub(r"\s+", " ", message.lower())
+    return any(word in low for word in words)
+
+
+def classify_api_error(
+    ret_code: int | None, message: str, http_status: int | None = None
+) -> tuple[type[APIError], bool]:
+    """Decide which error class a failed answer maps to and whether it is retryable.
+
+    Args:
+        ret_code: the RetCode, or None when the answer carried none.
+        message: the Message of the answer ("" when absent).
+        http_status: the HTTP status, when the failure came as one.
+
+    Returns:
+        `(error_class, retryable)`.
+
+    Example:
+        >>> classify_api_error(171, "Signature verification failed")
+        (<class 'picpik_async._errors.AuthenticationError'>, False)
+    """
+    if http_status == 429 or ret_code in RATE_CODES or _has_word(message, _RATE_WORDS):
+        return RateLimitError, True
+    if http_status in (401, 403) or ret_code in AUTH_CODES or _has_word(message, _AUTH_WORDS):
+        return AuthenticationError, False
+    if ret_code in PARAM_CODES or ret_code in CREDIT_CODES:
+        return APIError, False
+    if _has_word(message, (*_CREDIT_WORDS, *_PARAM_WORDS, *_REJECT_WORDS)):
+        return APIError, False
+    if http_status is not None and 400 <= http_status < 500 and http_status not in (408, 409):
+        return APIError, False
+    return APIError, True
+
+
+def is_parameter_error(error: BaseException) -> bool:
+    """Whether an API error says the request's parameters were refused.
+
+    The poller splits a multi-UID ListTasksDetails chunk only on such errors.
+    """
+    if not isinstance(error, APIError) or error.retryable:
+        return False
+    if isinstance(error, AuthenticationError | RateLimitError):
+        return False
+    return error.ret_code in PARAM_CODES or _has_word(error.message, _PARAM_WORDS)

@@ -1,0 +1,434 @@
+"""Typed request and response models of the PICPIK API.
+
+PURE: no I/O, no anyio, no httpx. Attributes are snake_case; the PascalCase wire
+names live only in `_wire.py`. Every request validates itself when it is made,
+so nothing out of range can reach the wire (ranges: picpik-api.md sections 3.0,
+4.1-4.3 and 7).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+import attrs
+from attrs import field, frozen
+
+from ._errors import ValidationError
+
+__all__ = [
+    "CreditBalance",
+    "Envelope",
+    "GenerateImagesSDXL",
+    "GetCreditBalance",
+    "Image2Image",
+    "InferenceParams",
+    "ListModels",
+    "ListModelsResponse",
+    "ListRunningTasks",
+    "ListRunningTasksResponse",
+    "ListTasksDetails",
+    "ListTasksDetailsResponse",
+    "Model",
+    "Request",
+    "SubmitResponse",
+    "TaskDetail",
+    "TaskHandle",
+    "TaskStatus",
+]
+
+SEED_MIN, SEED_MAX = -1, 2_147_483_647
+SIZE_MIN, SIZE_MAX = 64, 2560
+BATCH_MIN, BATCH_MAX = 1, 16
+RESIZE_MODES = ("JustResize", "CropAndResize", "ResizeAndFill")
+
+R = TypeVar("R")
+
+
+# --- validators and converters ------------------------------------------------
+
+
+def _where(instance: object, attribute: attrs.Attribute[Any]) -> str:
+    return f"{type(instance).__name__}.{attribute.name}"
+
+
+def _int_range(lo: int, hi: int) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and attribute.default is None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ValidationError(
+                f"{_where(instance, attribute)} must be an integer in {lo}..{hi}, got {value!r}"
+            )
+
+    return check
+
+
+def _float_range(lo: float, hi: float) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and attribute.default is None:
+            return
+        ok = isinstance(value, float) and math.isfinite(value) and lo <= value <= hi
+        if not ok:
+            raise ValidationError(
+                f"{_where(instance, attribute)} must be a number in {lo:g}..{hi:g}, got {value!r}"
+            )
+
+    return check
+
+
+def _to_step(value: float | None) -> float | None:
+    """Round a user number to the documented 0.01 step (picpik-api.md 2.4)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return round(float(value), 2)
+    return value
+
+
+def _to_float(value: float | None) -> float | None:
+    # Ints are accepted for float fields; bools are left for the validator to refuse.
+    raw: Any = value
+    return float(raw) if type(raw) is int else value
+
+
+def _to_tuple(value: Sequence[Any]) -> tuple[Any, ...]:
+    # Lists become tuples (hashable, frozen); anything else is left for the
+    # validator to refuse with the field's name (a bare str would split into chars).
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return cast("tuple[Any, ...]", value)
+
+
+def _tuple_of(kind: type, *, non_empty_items: bool = False) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and attribute.default is None:
+            return
+        bad = not isinstance(value, tuple) or not all(isinstance(v, kind) for v in value)
+        if not bad and non_empty_items:
+            bad = not all(value)  # type: ignore[arg-type]
+        if bad:
+            raise ValidationError(
+                f"{_where(instance, attribute)} must be a list of {kind.__name__}"
+                f"{' (non-empty)' if non_empty_items else ''}, got {value!r:.80}"
+            )
+
+    return check
+
+
+def _instance_of(kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise ValidationError(
+                f"{_where(instance, attribute)} must be {names}, got {value!r:.80}"
+            )
+
+    return check
+
+
+def _non_empty_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(
+            f"{_where(instance, attribute)} must be a non-empty string, got {value!r}"
+        )
+
+
+def _one_of(choices: Sequence[str]) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and value not in choices:
+            allowed = ", ".join(choices)
+            raise ValidationError(
+                f"{_where(instance, attribute)} must be one of {allowed}, got {value!r}"
+            )
+
+    return check
+
+
+# --- shared types (picpik-api.md section 4) -------------------------------------
+
+
+@frozen(kw_only=True)
+class InferenceParams:
+    """Per-model inference settings (section 4.2; only `lora_weight` is confirmed current).
+
+    Fields left as None are not sent, so the service applies its own defaults.
+
+    Example:
+        >>> InferenceParams(cfg_scale=7.5, steps=20)
+        InferenceParams(steps=20, sampler=None, clip_skip=None, cfg_scale=7.5, lora_weight=None)
+    """
+
+    steps: int | None = field(default=None, validator=_int_range(6, 100))
+    sampler: str | None = field(default=None, validator=_instance_of(str, optional=True))
+    clip_skip: int | None = field(default=None, validator=_int_range(1, 12))
+    cfg_scale: float | None = field(
+        default=None, converter=_to_float, validator=_float_range(1, 30)
+    )
+    lora_weight: float | None = field(
+        default=None, converter=_to_step, validator=_float_range(-1, 2)
+    )
+
+
+@frozen
+class Model:
+    """A generation model, referenced by its code (section 4.1).
+
+    A `Model` returned by `list_models()` may be passed back unchanged.
+
+    Example:
+        >>> Model("PICPIK General").model_code
+        'PICPIK General'
+    """
+
+    model_code: str = field(validator=_non_empty_str)
+    name: str | None = field(default=None, kw_only=True, validator=_instance_of(str, optional=True))
+    is_official: bool | None = field(
+        default=None, kw_only=True, validator=_instance_of(bool, optional=True)
+    )
+    trigger_word_list: tuple[str, ...] | None = field(
+        default=None,
+        kw_only=True,
+        converter=attrs.converters.optional(_to_tuple),
+        validator=_tuple_of(str),
+    )
+    inference_params: InferenceParams | None = field(
+        default=None, kw_only=True, validator=_instance_of(InferenceParams, optional=True)
+    )
+
+
+@frozen(kw_only=True)
+class Image2Image:
+    """Image-to-image settings: which image of `image_and_mask_list` to start from.
+
+    Example:
+        >>> Image2Image(image_index=0, refer_strength=0.35).refer_strength
+        0.35
+    """
+
+    image_index: int = field(default=0, validator=_int_range(0, 2**31 - 1))
+    refer_strength: float = field(default=0.5, converter=_to_step, validator=_float_range(0, 1))
+    resize_mode: str | None = field(default=None, validator=_one_of(RESIZE_MODES))
+
+
+# --- requests ---------------------------------------------------------------------
+
+
+@frozen
+class Request(Generic[R]):
+    """Base of every request type: the Action it calls and the type it answers with."""
+
+    action: ClassVar[str]
+    response_type: ClassVar[type[Any]]
+    creates_task: ClassVar[bool] = False
+
+
+@frozen
+class SubmitResponse:
+    """The answer to a task-creating request."""
+
+    task_uid: str = field(validator=_non_empty_str)
+
+
+@frozen(kw_only=True)
+class GenerateImagesSDXL(Request[SubmitResponse]):
+    """Generate images with an SDXL model (section 3.4); answers with a TaskUID.
+
+    Example:
+        >>> req = GenerateImagesSDXL(
+        ...     main_model=Model("PICPIK General"), positive_prompts=["a red apple"], seed=42
+        ... )
+        >>> req.width, req.height
+        (1024, 1024)
+    """
+
+    action: ClassVar[str] = "GenerateImagesSDXL"
+    response_type: ClassVar[type[Any]] = SubmitResponse
+    creates_task: ClassVar[bool] = True
+
+    main_model: Model = field(validator=_instance_of(Model))
+    sub_model_list: tuple[Model, ...] = field(
+        default=(), converter=_to_tuple, validator=_tuple_of(Model)
+    )
+    positive_prompts: tuple[str, ...] = field(
+        default=(), converter=_to_tuple, validator=_tuple_of(str)
+    )
+    negative_prompts: tuple[str, ...] = field(
+        default=(), converter=_to_tuple, validator=_tuple_of(str)
+    )
+    translate_prompts: bool = field(default=True, validator=_instance_of(bool))
+    seed: int = field(default=-1, validator=_int_range(SEED_MIN, SEED_MAX))
+    width: int = field(default=1024, validator=_int_range(SIZE_MIN, SIZE_MAX))
+    height: int = field(default=1024, validator=_int_range(SIZE_MIN, SIZE_MAX))
+    batch_size: int = field(default=1, validator=_int_range(BATCH_MIN, BATCH_MAX))
+    image2image: Image2Image | None = field(
+        default=None, validator=_instance_of(Image2Image, optional=True)
+    )
+    tiling: bool = field(default=False, validator=_instance_of(bool))
+    # Marked required by the docs (section 3.4 and 8.7): always sent, [] without images.
+    image_and_mask_list: tuple[str, ...] = field(
+        default=(), converter=_to_tuple, validator=_tuple_of(str, non_empty_items=True)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.image2image is not None:
+            count = len(self.image_and_mask_list)
+            if not self.image2image.image_index < count:
+                raise ValidationError(
+                    f"GenerateImagesSDXL.image2image.image_index must be in 0..{count - 1} "
+                    f"(an index into image_and_mask_list, which has {count} item(s)), "
+                    f"got {self.image2image.image_index}"
+                )
+
+
+@frozen
+class ListTasksDetails(Request["ListTasksDetailsResponse"]):
+    """Ask for the status and results of tasks (section 3.18).
+
+    Example:
+        >>> ListTasksDetails(["ckti5nf2h4keq8mr9n00"]).task_uid_list
+        ('ckti5nf2h4keq8mr9n00',)
+    """
+
+    action: ClassVar[str] = "ListTasksDetails"
+    response_type: ClassVar[type[Any]]  # set below, once the response type exists
+
+    task_uid_list: tuple[str, ...] = field(
+        converter=_to_tuple, validator=_tuple_of(str, non_empty_items=True)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if not self.task_uid_list:
+            raise ValidationError("ListTasksDetails.task_uid_list must hold at least one TaskUID")
+
+
+@frozen
+class ListModels(Request["ListModelsResponse"]):
+    """List the available generation models (section 3.1)."""
+
+    action: ClassVar[str] = "ListModels"
+    response_type: ClassVar[type[Any]]
+
+
+@frozen
+class ListRunningTasks(Request["ListRunningTasksResponse"]):
+    """List the TaskUIDs still running for the account (section 3.19)."""
+
+    action: ClassVar[str] = "ListRunningTasks"
+    response_type: ClassVar[type[Any]]
+
+
+@frozen
+class GetCreditBalance(Request["CreditBalance"]):
+    """Ask for the account's credit balance (section 3.20)."""
+
+    action: ClassVar[str] = "GetCreditBalance"
+    response_type: ClassVar[type[Any]]
+
+
+# --- responses --------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class Envelope:
+    """The common fields of every answer (section 1.3)."""
+
+    ret_code: int
+    action: str = ""
+    message: str = ""
+    request_uuid: str | None = None
+
+
+class TaskStatus(enum.Enum):
+    """What a task's status means to a waiter; see `picpik_async._polling.task_status`.
+
+    The service's own status words are unpublished (section 5): the raw word stays
+    in `TaskDetail.status`, this enum is its interpretation.
+    """
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@frozen(kw_only=True)
+class TaskDetail:
+    """Status and results of one task (section 4.9).
+
+    `status` is the service's raw word; `error_message` reads the misspelled
+    `ErrorMassage` of the docs as well as `ErrorMessage`.
+    """
+
+    task_uid: str
+    status: str
+    action: str = ""
+    img_list: tuple[str, ...] = ()
+    seed: int | None = None
+    txt_list: tuple[str, ...] = ()
+    consume_api_point: int | None = None
+    error_code: int = 0
+    error_message: str = ""
+
+
+@frozen
+class ListTasksDetailsResponse:
+    """The answer to `ListTasksDetails`."""
+
+    task_detail_list: tuple[TaskDetail, ...]
+
+
+@frozen(kw_only=True)
+class ListModelsResponse:
+    """The answer to `ListModels`: models keyed by name."""
+
+    main_models: Mapping[str, Model]
+    lora_models: Mapping[str, Model] = attrs.Factory(dict)
+    embedding_models: Mapping[str, Model] = attrs.Factory(dict)
+    hypernetwork_models: Mapping[str, Model] = attrs.Factory(dict)
+
+
+@frozen
+class ListRunningTasksResponse:
+    """The answer to `ListRunningTasks`."""
+
+    task_uid_list: tuple[str, ...]
+
+
+@frozen(kw_only=True)
+class CreditBalance:
+    """The answer to `GetCreditBalance`.
+
+    Example:
+        >>> CreditBalance(total_credits=300, used_credits=20).remaining
+        280
+    """
+
+    total_credits: int
+    used_credits: int
+    expire_timestamp: int | None = None
+
+    @property
+    def remaining(self) -> int:
+        """Credits left: total minus used (inferred, section 3.20)."""
+        return self.total_credits - self.used_credits
+
+
+@frozen
+class TaskHandle:
+    """A created task: plain data, so one process can submit and another wait.
+
+    Example:
+        >>> TaskHandle("cktlm6lrh4miq8ng9nf0", "b91fcfbe-bb35-47ce-a168-bd6252c75270").task_uid
+        'cktlm6lrh4miq8ng9nf0'
+    """
+
+    task_uid: str
+    request_uuid: str
+
+
+ListTasksDetails.response_type = ListTasksDetailsResponse
+ListModels.response_type = ListModelsResponse
+ListRunningTasks.response_type = ListRunningTasksResponse
+GetCreditBalance.response_type = CreditBalance

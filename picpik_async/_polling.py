@@ -1,0 +1,260 @@
+"""The poll schedule of the batched waiter: what is due, in which chunks, and when next.
+
+PURE: no I/O, no anyio, no httpx, no clock of its own: every method takes `now`
+(seconds on any monotonic clock). `_waiter.py` drives it (design.md, "Polling:
+one poller, many waiters").
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+from attrs import define, field, frozen
+
+from ._errors import ProtocolError, ValidationError
+from ._models import TaskDetail, TaskStatus
+
+__all__ = ["PollSchedule", "PollSettings", "check_answer", "is_known_status", "task_status"]
+
+# Status words: only the legacy set is documented (picpik-api.md section 5, 8.3).
+SUCCESS_WORDS: Final = frozenset(
+    {"finished", "success", "succeeded", "completed", "complete", "done"}
+)
+FAILURE_WORDS: Final = frozenset(
+    {"error", "failed", "failure", "cancelled", "canceled", "timeout", "timedout", "expired"}
+)
+PENDING_WORDS: Final = frozenset(
+    {"queuing", "queued", "running", "pending", "processing", "waiting", "created", "inprogress"}
+)
+
+
+def _word(status: str) -> str:
+    return "".join(ch for ch in status.lower() if ch.isalnum())
+
+
+def task_status(detail: TaskDetail) -> TaskStatus:
+    """Interpret a TaskDetail: failed, succeeded or still pending.
+
+    `ErrorCode` != 0 is a failure whatever the word says; success and failure
+    words are matched in any case; any other word means the task is still going.
+
+    Example:
+        >>> task_status(TaskDetail(task_uid="u", status="SUCCEEDED"))
+        <TaskStatus.SUCCEEDED: 'succeeded'>
+    """
+    if detail.error_code != 0:
+        return TaskStatus.FAILED
+    word = _word(detail.status)
+    if word in SUCCESS_WORDS:
+        return TaskStatus.SUCCEEDED
+    if word in FAILURE_WORDS:
+        return TaskStatus.FAILED
+    return TaskStatus.PENDING
+
+
+def is_known_status(status: str) -> bool:
+    """Whether a status word is one we recognise (unknown words are logged once)."""
+    word = _word(status)
+    return word in SUCCESS_WORDS or word in FAILURE_WORDS or word in PENDING_WORDS
+
+
+def check_answer(asked: Sequence[str], details: Iterable[TaskDetail]) -> dict[str, TaskDetail]:
+    """Index a ListTasksDetails answer by TaskUID, refusing UIDs not asked and duplicates.
+
+    Raises:
+        ProtocolError: the answer names a TaskUID twice or one that was not asked.
+    """
+    wanted = set(asked)
+    found: dict[str, TaskDetail] = {}
+    for detail in details:
+        uid = detail.task_uid
+        if uid not in wanted:
+            raise ProtocolError(f"ListTasksDetails answered for TaskUID {uid!r:.40}, not asked")
+        if uid in found:
+            raise ProtocolError(f"ListTasksDetails answered twice for TaskUID {uid!r:.40}")
+        found[uid] = detail
+    return found
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ValidationError(f"PollSettings.{attribute.name} must be a number > 0, got {value!r}")
+
+
+def _count(lo: int, hi: int) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ValidationError(
+                f"PollSettings.{attribute.name} must be an integer in {lo}..{hi}, got {value!r}"
+            )
+
+    return check
+
+
+@frozen(kw_only=True)
+class PollSettings:
+    """How the batched waiter polls.
+
+    Args:
+        poll_initial: seconds from registration to a task's first poll.
+        poll_max: the longest interval between two polls of a task.
+        poll_growth: each interval is the previous one times this.
+        poll_jitter: fraction of each interval drawn at random.
+        poll_grid: due times snap up to multiples of this, so tasks submitted
+            close together share requests.
+        poll_batch_size: TaskUIDs per ListTasksDetails request (shrinks by itself
+            if the service refuses long lists).
+        poll_concurrency: ListTasksDetails requests in flight at once.
+        max_misses: polls in a row a task may be missing from answers before its
+            waiters fail with `TaskNotFoundError`.
+        max_failures: failed polls in a row (after retries) before a task's
+            waiters fail with the last error.
+
+    Example:
+        >>> PollSettings(poll_initial=0.5).poll_batch_size
+        50
+    """
+
+    poll_initial: float = field(default=1.5, validator=_positive)
+    poll_max: float = field(default=8.0, validator=_positive)
+    poll_growth: float = field(default=1.5, validator=_positive)
+    poll_jitter: float = field(default=0.1, validator=attrs.validators.and_(attrs.validators.ge(0)))
+    poll_grid: float = field(default=0.25, validator=_positive)
+    poll_batch_size: int = field(default=50, validator=_count(1, 1000))
+    poll_concurrency: int = field(default=4, validator=_count(1, 64))
+    max_misses: int = field(default=5, validator=_count(1, 1000))
+    max_failures: int = field(default=10, validator=_count(1, 1000))
+
+
+@define
+class _Entry:
+    due: float
+    interval: float
+    waiters: int = 1
+    misses: int = 0
+    failures: int = 0
+    in_flight: bool = False
+
+
+@define
+class PollSchedule:
+    """Which TaskUIDs are watched, and when each is next due.
+
+    Example:
+        >>> s = PollSchedule(PollSettings(poll_initial=1, poll_grid=0.5))
+        >>> s.watch("u1", now=0.2)
+        >>> s.take_due(now=1.0), s.take_due(now=1.5)
+        ([], [['u1']])
+    """
+
+    settings: PollSettings
+    rng: random.Random = field(factory=random.Random)
+    batch_size: int = field(default=0)
+    paused_until: float = field(default=-math.inf)
+    _entries: dict[str, _Entry] = field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.batch_size = self.batch_size or self.settings.poll_batch_size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._entries
+
+    def _snap(self, when: float) -> float:
+        grid = self.settings.poll_grid
+        return math.ceil(when / grid) * grid
+
+    def _jittered(self, interval: float) -> float:
+        spread = self.settings.poll_jitter
+        return interval * (1 - spread / 2 + spread * self.rng.random())
+
+    def watch(self, uid: str, now: float) -> None:
+        """Start (or join) watching a TaskUID; its first poll is `poll_initial` away."""
+        entry = self._entries.get(uid)
+        if entry is not None:
+            entry.waiters += 1
+            return
+        first = self.settings.poll_initial
+        self._entries[uid] = _Entry(due=self._snap(now + first), interval=first)
+
+    def unwatch(self, uid: str) -> None:
+        """One waiter of a TaskUID left; forget the TaskUID when none is left."""
+        entry = self._entries.get(uid)
+        if entry is None:
+            return
+        entry.waiters -= 1
+        if entry.waiters <= 0:
+            del self._entries[uid]
+
+    def forget(self, uid: str) -> None:
+        """Stop watching a TaskUID whatever its waiters (it reached a final state)."""
+        self._entries.pop(uid, None)
+
+    def next_due(self) -> float | None:
+        """When the next poll is due, or None when nothing is watched or all are in flight."""
+        times = [e.due for e in self._entries.values() if not e.in_flight]
+        return max(min(times), self.paused_until) if times else None
+
+    def take_due(self, now: float) -> list[list[str]]:
+        """The due TaskUIDs in request-sized chunks; they are marked in flight."""
+        if now < self.paused_until:
+            return []
+        due = [uid for uid, e in self._entries.items() if not e.in_flight and e.due <= now]
+        for uid in due:
+            self._entries[uid].in_flight = True
+        size = self.batch_size
+        return [due[i : i + size] for i in range(0, len(due), size)]
+
+    def split(self, chunk: Sequence[str]) -> list[list[str]]:
+        """Halve a chunk the service refused as too long, and remember the smaller size."""
+        half = max(1, len(chunk) // 2)
+        self.batch_size = max(1, min(self.batch_size, half))
+        return [list(chunk[:half]), list(chunk[half:])]
+
+    def pending(self, uid: str, now: float) -> None:
+        """The task is still going: schedule its next poll further out."""
+        entry = self._entries.get(uid)
+        if entry is None:
+            return
+        entry.in_flight = False
+        entry.misses = entry.failures = 0
+        entry.interval = min(self.settings.poll_max, entry.interval * self.settings.poll_growth)
+        entry.due = self._snap(now + self._jittered(entry.interval))
+
+    def missing(self, uid: str, now: float) -> bool:
+        """The answer did not mention the task; True when it has been missing too long."""
+        entry = self._entries.get(uid)
+        if entry is None:
+            return False
+        entry.misses += 1
+        if entry.misses >= self.settings.max_misses:
+            return True
+        entry.in_flight = False
+        entry.due = self._snap(now + self._jittered(entry.interval))
+        return False
+
+    def failed(self, chunk: Sequence[str], now: float, backoff: float) -> list[str]:
+        """A poll request failed: back the whole poller off; return TaskUIDs out of patience."""
+        self.paused_until = max(self.paused_until, now + backoff)
+        exhausted = []
+        for uid in chunk:
+            entry = self._entries.get(uid)
+            if entry is None:
+                continue
+            entry.in_flight = False
+            entry.failures += 1
+            entry.due = self._snap(now + backoff)
+            if entry.failures >= self.settings.max_failures:
+                exhausted.append(uid)
+        return exhausted
+
+    def waiters(self) -> Mapping[str, int]:
+        """How many waiters each watched TaskUID has (for tests and debugging)."""
+        return {uid: e.waiters for uid, e in self._entries.items()}

@@ -1,0 +1,148 @@
+"""Build signed request bodies and read answers into models or errors.
+
+PURE: no I/O, no anyio, no httpx. The I/O layer hands over the HTTP status,
+the Retry-After header and the body bytes; everything the protocol decides
+about them is decided here (picpik-api.md sections 1-2 and 6).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Final, TypeVar
+
+from ._errors import APIError, ProtocolError, RateLimitError, classify_api_error
+from ._models import Envelope, Request
+from ._retry import parse_retry_after
+from ._signing import drop_none, dumps, sign
+from ._wire import structure, unstructure
+
+__all__ = ["build_body", "new_request_uuid", "parse_response", "wire_params"]
+
+R = TypeVar("R")
+
+# Largest answer body read into memory. The biggest documented answers are
+# lists of URLs or models: a few hundred KB at most.
+MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
+
+
+def new_request_uuid() -> str:
+    """A fresh random request_uuid (UUID4, lower case), as the docs' examples use."""
+    return str(uuid.uuid4())
+
+
+def wire_params(request: Request[Any]) -> dict[str, Any]:
+    """The action parameters of a request in wire form, `None` fields dropped.
+
+    Example:
+        >>> from picpik_async import ListTasksDetails
+        >>> wire_params(ListTasksDetails(["u1"]))
+        {'TaskUIDList': ['u1']}
+    """
+    params: dict[str, Any] = drop_none(unstructure(request))
+    return params
+
+
+def build_body(
+    request: Request[Any], *, public_key: str, private_key: str, request_uuid: str
+) -> bytes:
+    """The signed JSON body of a request: Action, PublicKey, request_uuid and Signature added.
+
+    Example:
+        >>> from picpik_async import ListModels
+        >>> build_body(ListModels(), public_key="abcdefg", private_key="123456",
+        ...            request_uuid="u")  # doctest: +ELLIPSIS
+        b'{"Action":"ListModels","PublicKey":"abcdefg","request_uuid":"u","Signature":"..."}'
+    """
+    body: dict[str, Any] = {"Action": request.action, **wire_params(request)}
+    body["PublicKey"] = public_key
+    body["request_uuid"] = request_uuid
+    body["Signature"] = sign(body, private_key)
+    return dumps(body)
+
+
+def parse_response(
+    request: Request[R],
+    *,
+    status_code: int,
+    content: bytes,
+    request_uuid: str,
+    retry_after: str | None = None,
+) -> R:
+    """Read an answer into the request's response model, or raise the matching error.
+
+    Args:
+        request: the request that was sent (it names the action and answer type).
+        status_code: the HTTP status of the answer.
+        content: the answer's body bytes.
+        request_uuid: the request_uuid that was sent, for error context.
+        retry_after: the Retry-After header, if any.
+
+    Raises:
+        APIError: or a subclass, for a non-zero RetCode or an HTTP error status.
+        ProtocolError: for an answer that does not fit the contract.
+    """
+    action = request.action
+    context: dict[str, Any] = {"action": action, "request_uuid": request_uuid}
+    if len(content) > MAX_RESPONSE_BYTES:
+        raise ProtocolError(f"{action} answer is larger than {MAX_RESPONSE_BYTES} bytes")
+    data = _decode(content)
+    if status_code == 429:
+        message = _message_of(data) or "too many requests"
+        raise RateLimitError(
+            message,
+            retry_after=parse_retry_after(retry_after),
+            http_status=429,
+            ret_code=_ret_code_of(data),
+            **context,
+        )
+    if not 200 <= status_code < 300:
+        raise _http_error(status_code, data, context)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{action} answer is not a JSON object")
+    envelope = structure(data, Envelope)
+    if envelope.ret_code != 0:
+        cls, retryable = classify_api_error(envelope.ret_code, envelope.message)
+        raise cls(envelope.message, ret_code=envelope.ret_code, retryable=retryable, **context)
+    _check_echo(envelope, request_uuid, action)
+    result: R = structure(data, request.response_type)
+    return result
+
+
+def _decode(content: bytes) -> object:
+    """The JSON value of a body, or None when it is not JSON."""
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _message_of(data: object) -> str:
+    if isinstance(data, dict) and isinstance(data.get("Message"), str):
+        return str(data["Message"])
+    return ""
+
+
+def _ret_code_of(data: object) -> int | None:
+    if isinstance(data, dict):
+        code = data.get("RetCode")
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
+    return None
+
+
+def _http_error(status_code: int, data: object, context: dict[str, Any]) -> APIError:
+    ret_code = _ret_code_of(data)
+    message = _message_of(data) or f"HTTP {status_code}"
+    cls, retryable = classify_api_error(ret_code, message, status_code)
+    return cls(message, ret_code=ret_code, http_status=status_code, retryable=retryable, **context)
+
+
+def _check_echo(envelope: Envelope, request_uuid: str, action: str) -> None:
+    # An answer that names another request is not ours (section 1.3: the echoed
+    # Action is unreliable, request_uuid is the only trustworthy echo).
+    echoed = envelope.request_uuid
+    if echoed and echoed.lower() != request_uuid.lower():
+        raise ProtocolError(
+            f"{action} answer echoes request_uuid {echoed!r:.60}, expected {request_uuid!r}"
+        )
