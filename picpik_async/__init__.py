@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+from ._client import AsyncClient
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -22,6 +23,7 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
+from ._images import ImageExpiredError
 from ._models import (
     CreditBalance,
     Envelope,
@@ -43,6 +45,7 @@ from ._models import (
     TaskStatus,
 )
 from ._polling import PollSettings, task_status
+from ._results import GeneratedImage, GenerationResult
 from ._retry import RetryEvent, RetryPolicy
 from ._signing import sign
 
@@ -50,13 +53,17 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "APIError",
+    "AsyncClient",
     "AuthenticationError",
     "ClientClosedError",
     "CreditBalance",
     "Envelope",
     "GenerateImagesSDXL",
+    "GeneratedImage",
+    "GenerationResult",
     "GetCreditBalance",
     "Image2Image",
+    "ImageExpiredError",
     "InferenceParams",
     "ListModels",
     "ListModelsResponse",

@@ -43,7 +43,13 @@ __all__ = [
 
 
 class PicpikError(Exception):
-    """Root of every error raised by picpik_async."""
+    """Root of every error raised by picpik_async.
+
+    `prompt` is set on errors yielded by `generate_many(return_exceptions=True)`,
+    to say which prompt failed.
+    """
+
+    prompt: str | None = None
 
 
 class ValidationError(PicpikError, ValueError):

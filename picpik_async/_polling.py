@@ -156,6 +156,7 @@ class PollSchedule:
     rng: random.Random = field(factory=random.Random)
     batch_size: int = field(default=0)
     paused_until: float = field(default=-math.inf)
+    failures_in_row: int = field(default=0)
     _entries: dict[str, _Entry] = field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -218,6 +219,10 @@ class PollSchedule:
         self.batch_size = max(1, min(self.batch_size, half))
         return [list(chunk[:half]), list(chunk[half:])]
 
+    def answered(self) -> None:
+        """A poll request succeeded: the poller-wide backoff is over."""
+        self.failures_in_row = 0
+
     def pending(self, uid: str, now: float) -> None:
         """The task is still going: schedule its next poll further out."""
         entry = self._entries.get(uid)
@@ -240,8 +245,17 @@ class PollSchedule:
         entry.due = self._snap(now + self._jittered(entry.interval))
         return False
 
-    def failed(self, chunk: Sequence[str], now: float, backoff: float) -> list[str]:
-        """A poll request failed: back the whole poller off; return TaskUIDs out of patience."""
+    def failed(self, chunk: Sequence[str], now: float) -> list[str]:
+        """A poll request failed: back the whole poller off; return TaskUIDs out of patience.
+
+        The backoff doubles with each failed request in a row, from `poll_initial`
+        up to `poll_max`; it is shared by all tasks (design.md: a failed poll backs
+        off the whole poller, not each task).
+        """
+        self.failures_in_row += 1
+        settings = self.settings
+        exponent = min(self.failures_in_row - 1, 30)
+        backoff = self._jittered(min(settings.poll_max, settings.poll_initial * 2.0**exponent))
         self.paused_until = max(self.paused_until, now + backoff)
         exhausted = []
         for uid in chunk:

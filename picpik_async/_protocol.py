@@ -11,13 +11,28 @@ import json
 import uuid
 from typing import Any, Final, TypeVar
 
-from ._errors import APIError, ProtocolError, RateLimitError, classify_api_error
+from ._errors import (
+    APIError,
+    PicpikError,
+    ProtocolError,
+    RateLimitError,
+    SubmitOutcomeUnknownError,
+    TransportError,
+    classify_api_error,
+)
 from ._models import Envelope, Request
 from ._retry import parse_retry_after
 from ._signing import drop_none, dumps, sign
 from ._wire import structure, unstructure
 
-__all__ = ["build_body", "new_request_uuid", "parse_response", "wire_params"]
+__all__ = [
+    "build_body",
+    "garbled_answer",
+    "lost_answer",
+    "new_request_uuid",
+    "parse_response",
+    "wire_params",
+]
 
 R = TypeVar("R")
 
@@ -146,3 +161,48 @@ def _check_echo(envelope: Envelope, request_uuid: str, action: str) -> None:
         raise ProtocolError(
             f"{action} answer echoes request_uuid {echoed!r:.60}, expected {request_uuid!r}"
         )
+
+
+def lost_answer(
+    request: Request[Any], *, request_uuid: str, sent: bool, reason: str
+) -> TransportError:
+    """The error for a request whose answer never arrived.
+
+    A task-creating request that may have reached the service has an unknown
+    outcome: a task (and a charge) may exist. It becomes
+    `SubmitOutcomeUnknownError`, which is not retried by default (design.md).
+    Anything else is a plain, retryable `TransportError`.
+
+    Example:
+        >>> from picpik_async import ListModels
+        >>> type(lost_answer(ListModels(), request_uuid="u", sent=True, reason="reset"))
+        <class 'picpik_async._errors.TransportError'>
+    """
+    if sent and request.creates_task:
+        return SubmitOutcomeUnknownError(
+            f"{request.action} was sent but its answer was lost ({reason}); "
+            "the task may or may not exist",
+            request_uuid=request_uuid,
+            action=request.action,
+        )
+    where = "answer lost" if sent else "never sent"
+    return TransportError(f"{request.action} {where}: {reason} (request_uuid={request_uuid})")
+
+
+def garbled_answer(
+    request: Request[Any], error: ProtocolError, *, request_uuid: str
+) -> PicpikError:
+    """The error for an answer that does not fit the contract.
+
+    For a task-creating request the service may have created the task even
+    though we cannot read its TaskUID, so the outcome is unknown.
+    """
+    if request.creates_task:
+        unknown = SubmitOutcomeUnknownError(
+            f"{request.action} answer could not be read ({error}); the task may or may not exist",
+            request_uuid=request_uuid,
+            action=request.action,
+        )
+        unknown.__cause__ = error
+        return unknown
+    return error

@@ -1,0 +1,537 @@
+"""AsyncClient: signed calls with retries, the batched waiter, and generate().
+
+I/O: owns (or borrows) an `httpx.AsyncClient` and orchestrates the pure core:
+`_protocol` builds and reads messages, `_retry` decides what is retried,
+`_waiter` waits for tasks in batches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+
+import anyio
+import attrs
+import httpx
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ._errors import ClientClosedError, PicpikError, ProtocolError, ValidationError
+from ._images import Downloader, ImageInput, extension_for, to_data_uri
+from ._models import (
+    CreditBalance,
+    GenerateImagesSDXL,
+    GetCreditBalance,
+    Image2Image,
+    ListModels,
+    ListModelsResponse,
+    ListRunningTasks,
+    ListTasksDetails,
+    ListTasksDetailsResponse,
+    Model,
+    Request,
+    SubmitResponse,
+    TaskDetail,
+    TaskHandle,
+)
+from ._polling import PollSettings
+from ._protocol import (
+    MAX_RESPONSE_BYTES,
+    build_body,
+    garbled_answer,
+    lost_answer,
+    new_request_uuid,
+    parse_response,
+)
+from ._results import GenerationResult
+from ._retry import RetryEvent, RetryPolicy
+from ._waiter import TaskWaiter
+
+__all__ = ["DEFAULT_BASE_URL", "AsyncClient"]
+
+R = TypeVar("R")
+logger: Final = logging.getLogger("picpik_async")
+
+DEFAULT_BASE_URL: Final = "https://api.picpik.ai"
+DEFAULT_MODEL: Final = "PICPIK General"
+# One poller and a capped number of submits in flight: a few sockets serve
+# thousands of waiters. Requests beyond the pool wait for a connection.
+DEFAULT_LIMITS: Final = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+
+# httpx errors raised before the request left this machine: always safe to retry.
+_NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+
+
+class _Secret:
+    """Holds the private key; its repr never shows it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "'********'"
+
+
+def _key(value: str | None, env: str, name: str) -> str:
+    key = value if value is not None else os.environ.get(env)
+    if not key or not key.strip():
+        raise ValidationError(f"{name} is missing: pass {name}=... or set {env}")
+    return key
+
+
+class AsyncClient:
+    """An async PICPIK client for asyncio and trio.
+
+    Args:
+        public_key: defaults to `PICPIK_PUBLIC_KEY`.
+        private_key: defaults to `PICPIK_PRIVATE_KEY`; never logged or shown.
+        base_url: defaults to `PICPIK_BASE_URL`, then `https://api.picpik.ai`.
+        timeout: seconds for connecting, reading and writing one request.
+        max_retries: retries after the first attempt (shortcut for `retry`).
+        retry: the full `RetryPolicy`.
+        poll: how the batched waiter polls (`PollSettings`).
+        http_client: a caller-owned `httpx.AsyncClient` (not closed by us).
+        transport: an httpx transport for a client we own (e.g. the emulator's).
+        on_retry: called with a `RetryEvent` before each retry.
+        download_concurrency: image downloads in flight at once.
+
+    Example:
+        >>> async def main() -> None:
+        ...     async with AsyncClient() as client:
+        ...         result = await client.generate("a red apple", seed=42)
+        ...         await result.images[0].save("apple.png")
+    """
+
+    def __init__(
+        self,
+        *,
+        public_key: str | None = None,
+        private_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollSettings | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
+        download_concurrency: int = 8,
+    ) -> None:
+        self.public_key = _key(public_key, "PICPIK_PUBLIC_KEY", "public_key")
+        self._private_key = _Secret(_key(private_key, "PICPIK_PRIVATE_KEY", "private_key"))
+        self.base_url = base_url or os.environ.get("PICPIK_BASE_URL") or DEFAULT_BASE_URL
+        self._endpoint = _endpoint(self.base_url)
+        policy = retry or RetryPolicy()
+        if max_retries is not None:
+            policy = attrs.evolve(policy, max_attempts=max_retries + 1)
+        self.retry = policy
+        self.poll = poll or PollSettings()
+        self._on_retry = on_retry
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, pool=None), limits=DEFAULT_LIMITS, transport=transport
+        )
+        self._downloader = Downloader(self._http, policy, download_concurrency)
+        self._task_group: TaskGroup | None = None
+        self._waiter: TaskWaiter | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"AsyncClient(public_key={self.public_key!r}, base_url={self.base_url!r})"
+
+    # --- lifetime -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        if self._task_group is not None:
+            raise RuntimeError("this AsyncClient is already open in an `async with` block")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._task_group = group
+        self._waiter = TaskWaiter(self.list_tasks, self.poll, group)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        group, self._task_group = self._task_group, None
+        if group is None:
+            return None
+        group.cancel_scope.cancel()
+        return await group.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Close the client: pending waits end with `ClientClosedError`, sockets close.
+
+        Safe to call more than once. The poller stops when the `async with` block ends.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._waiter is not None:
+            self._waiter.close()
+        if self._owns_http:
+            await self._http.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this AsyncClient is closed; create a new one")
+
+    # --- calls ------------------------------------------------------------------------
+
+    async def call(self, request: Request[R], *, request_uuid: str | None = None) -> R:
+        """Send any request, signed, with retries, and return its typed answer.
+
+        The same request_uuid and signed body are used on every attempt.
+
+        Example:
+            >>> # balance = await client.call(GetCreditBalance())
+        """
+        self._check_open()
+        uuid = request_uuid or new_request_uuid()
+        body = build_body(
+            request,
+            public_key=self.public_key,
+            private_key=self._private_key.value,
+            request_uuid=uuid,
+        )
+        retrying = self.retry.retrying(
+            sleep=anyio.sleep, action=request.action, request_uuid=uuid, on_retry=self._on_retry
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send(request, body, uuid)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _send(self, request: Request[R], body: bytes, uuid: str) -> R:
+        logger.debug("sending %s (request_uuid=%s)", request.action, uuid)
+        headers = {"Content-Type": "application/json"}
+        try:
+            async with self._http.stream(
+                "POST", self._endpoint, content=body, headers=headers
+            ) as r:
+                content = await _read_capped(r)
+        except httpx.TransportError as exc:
+            sent = not isinstance(exc, _NOT_SENT)
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise lost_answer(request, request_uuid=uuid, sent=sent, reason=reason) from exc
+        except ProtocolError as exc:
+            raise garbled_answer(request, exc, request_uuid=uuid) from exc
+        logger.debug("%s answered HTTP %d (request_uuid=%s)", request.action, r.status_code, uuid)
+        try:
+            return parse_response(
+                request,
+                status_code=r.status_code,
+                content=content,
+                request_uuid=uuid,
+                retry_after=r.headers.get("Retry-After"),
+            )
+        except ProtocolError as exc:
+            raise garbled_answer(request, exc, request_uuid=uuid) from exc
+
+    async def submit(
+        self, request: Request[SubmitResponse], *, request_uuid: str | None = None
+    ) -> TaskHandle:
+        """Send a task-creating request and return its `TaskHandle`.
+
+        Raises:
+            SubmitOutcomeUnknownError: the request was sent but its answer was lost;
+                the task may exist. See the README's "Failure modes".
+
+        Example:
+            >>> # request = GenerateImagesSDXL(main_model=Model("PICPIK General"))
+            >>> # handle = await client.submit(request)
+        """
+        if not request.creates_task:
+            raise ValidationError(f"{request.action} does not create a task; use call()")
+        uuid = request_uuid or new_request_uuid()
+        answer = await self.call(request, request_uuid=uuid)
+        return TaskHandle(answer.task_uid, uuid)
+
+    async def list_tasks(self, request: ListTasksDetails) -> ListTasksDetailsResponse:
+        """Send one ListTasksDetails request (what the waiter polls with)."""
+        return await self.call(request)
+
+    async def list_tasks_details(self, task_uids: Sequence[str]) -> list[TaskDetail]:
+        """Status and results of the given tasks, in one request.
+
+        Example:
+            >>> # details = await client.list_tasks_details(["uid1", "uid2"])
+        """
+        answer = await self.call(ListTasksDetails(list(task_uids)))
+        return list(answer.task_detail_list)
+
+    async def list_models(self) -> ListModelsResponse:
+        """The models the account can use, keyed by name."""
+        return await self.call(ListModels())
+
+    async def list_running_tasks(self) -> list[str]:
+        """The TaskUIDs still running for the account."""
+        return list((await self.call(ListRunningTasks())).task_uid_list)
+
+    async def get_credit_balance(self) -> CreditBalance:
+        """The account's credits: total, used, `remaining`, expiry."""
+        return await self.call(GetCreditBalance())
+
+    # --- waiting ------------------------------------------------------------------------
+
+    async def wait(
+        self, task: str | TaskHandle, timeout: float | None = None, *, prompt: str | None = None
+    ) -> GenerationResult:
+        """Wait for a task to finish, polling together with every other waiter.
+
+        Args:
+            task: a TaskUID or the `TaskHandle` from `submit()`.
+            timeout: seconds to wait before `TaskTimeoutError` (the task goes on).
+
+        Raises:
+            TaskFailedError: the task failed.
+            TaskTimeoutError: the timeout passed first.
+
+        Example:
+            >>> # result = await client.wait(handle, timeout=300)
+        """
+        self._check_open()
+        if self._waiter is None:
+            raise RuntimeError("wait() needs the client open: use `async with AsyncClient(...)`")
+        uid, uuid = (
+            (task.task_uid, task.request_uuid) if isinstance(task, TaskHandle) else (task, None)
+        )
+        detail = await self._waiter.wait(uid, timeout)
+        return GenerationResult.from_detail(
+            detail, self._downloader, request_uuid=uuid, prompt=prompt
+        )
+
+    # --- high level -----------------------------------------------------------------------
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        negative_prompt: str | None = None,
+        model: str | Model = DEFAULT_MODEL,
+        width: int = 1024,
+        height: int = 1024,
+        seed: int = -1,
+        batch_size: int = 1,
+        tiling: bool = False,
+        translate_prompts: bool = True,
+        image: ImageInput | None = None,
+        refer_strength: float = 0.5,
+        sub_models: Sequence[str | Model] = (),
+        timeout: float | None = None,
+    ) -> GenerationResult:
+        """Generate images from a prompt with SDXL: submit, then wait for the result.
+
+        `image` (a path, bytes or a data URI) makes it image-to-image with
+        `refer_strength`; `timeout` bounds the wait, not the submit.
+
+        Example:
+            >>> # result = await client.generate("a red apple", width=1024, height=1024, seed=42)
+            >>> # await result.images[0].save("apple.png")
+        """
+        request = sdxl_request(
+            prompt,
+            negative_prompt=negative_prompt,
+            model=model,
+            width=width,
+            height=height,
+            seed=seed,
+            batch_size=batch_size,
+            tiling=tiling,
+            translate_prompts=translate_prompts,
+            image_uri=await to_data_uri(image) if image is not None else None,
+            refer_strength=refer_strength,
+            sub_models=sub_models,
+        )
+        handle = await self.submit(request)
+        return await self.wait(handle, timeout, prompt=prompt)
+
+    async def generate_many(
+        self,
+        prompts: Iterable[str],
+        *,
+        max_concurrency: int = 32,
+        return_exceptions: bool = False,
+        **generate_kwargs: Any,
+    ) -> AsyncIterator[GenerationResult | PicpikError]:
+        """Generate for many prompts at once; yields results in completion order.
+
+        At most `max_concurrency` prompts are in flight. With `return_exceptions`
+        a failed prompt yields its `PicpikError` (its `prompt` attribute says
+        which) instead of stopping the run. Leaving the loop early cancels the rest.
+
+        Example:
+            >>> # async for result in client.generate_many(["a cat", "a dog"], width=768):
+            >>> #     print(result.prompt, result.images[0].url)
+        """
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValidationError(
+                f"max_concurrency must be an integer >= 1, got {max_concurrency!r}"
+            )
+        sdxl_request("probe", **_request_kwargs(generate_kwargs))  # bad options fail before any I/O
+        if self._task_group is None or self._closed:
+            raise RuntimeError(
+                "generate_many() needs the client open: use `async with AsyncClient(...)`"
+            )
+        send, receive = anyio.create_memory_object_stream[GenerationResult | PicpikError](math.inf)
+        scope = anyio.CancelScope()
+        self._task_group.start_soon(
+            self._run_many, scope, prompts, max_concurrency, send, generate_kwargs
+        )
+        try:
+            async with receive:
+                async for item in receive:
+                    if isinstance(item, PicpikError) and not return_exceptions:
+                        raise item
+                    yield item
+        finally:
+            scope.cancel()
+
+    async def _run_many(
+        self,
+        scope: anyio.CancelScope,
+        prompts: Iterable[str],
+        max_concurrency: int,
+        send: MemoryObjectSendStream[GenerationResult | PicpikError],
+        kwargs: dict[str, Any],
+    ) -> None:
+        slots = anyio.Semaphore(max_concurrency)
+
+        async def one(prompt: str) -> None:
+            try:
+                item: GenerationResult | PicpikError = await self.generate(prompt, **kwargs)
+            except PicpikError as error:
+                error.prompt = prompt
+                item = error
+            finally:
+                slots.release()
+            await send.send(item)
+
+        with scope, send:
+            async with anyio.create_task_group() as group:
+                for prompt in prompts:
+                    await slots.acquire()
+                    group.start_soon(one, prompt)
+
+    async def download(
+        self, result: GenerationResult, directory: str | os.PathLike[str]
+    ) -> list[Path]:
+        """Save every image of a result into `directory` as `<TaskUID>-<index>.<ext>`.
+
+        Example:
+            >>> # paths = await client.download(result, "out/")
+        """
+        folder = Path(directory)
+        paths: list[Path] = [Path()] * len(result.images)
+
+        async def save(i: int) -> None:
+            image = result.images[i]
+            name = f"{image.task_uid}-{image.index}{extension_for(image.url)}"
+            paths[i] = await image.save(folder / name)
+
+        async with anyio.create_task_group() as group:
+            for i in range(len(result.images)):
+                group.start_soon(save, i)
+        return paths
+
+
+def sdxl_request(
+    prompt: str,
+    *,
+    negative_prompt: str | None = None,
+    model: str | Model = DEFAULT_MODEL,
+    width: int = 1024,
+    height: int = 1024,
+    seed: int = -1,
+    batch_size: int = 1,
+    tiling: bool = False,
+    translate_prompts: bool = True,
+    image_uri: str | None = None,
+    refer_strength: float = 0.5,
+    sub_models: Sequence[str | Model] = (),
+) -> GenerateImagesSDXL:
+    """The `GenerateImagesSDXL` request that `generate()` sends (validated here)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValidationError(f"prompt must be a non-empty string, got {prompt!r:.80}")
+    return GenerateImagesSDXL(
+        main_model=_model(model),
+        sub_model_list=[_model(m) for m in sub_models],
+        positive_prompts=[prompt],
+        negative_prompts=[negative_prompt] if negative_prompt else [],
+        translate_prompts=translate_prompts,
+        seed=seed,
+        width=width,
+        height=height,
+        batch_size=batch_size,
+        tiling=tiling,
+        image2image=Image2Image(image_index=0, refer_strength=refer_strength)
+        if image_uri
+        else None,
+        image_and_mask_list=[image_uri] if image_uri else [],
+    )
+
+
+def _model(model: str | Model) -> Model:
+    return model if isinstance(model, Model) else Model(model)
+
+
+def _request_kwargs(generate_kwargs: dict[str, Any]) -> dict[str, Any]:
+    known = {"negative_prompt", "model", "width", "height", "seed", "batch_size", "tiling",
+             "translate_prompts", "refer_strength", "sub_models"}  # fmt: skip
+    unknown = set(generate_kwargs) - known - {"image", "timeout"}
+    if unknown:
+        raise ValidationError(f"unknown generate() option(s): {', '.join(sorted(unknown))}")
+    return {k: v for k, v in generate_kwargs.items() if k in known}
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise ProtocolError(f"answer declares {declared} bytes, more than {MAX_RESPONSE_BYTES}")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ProtocolError(f"answer is larger than {MAX_RESPONSE_BYTES} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _endpoint(base_url: str) -> str:
+    """Where requests are POSTed: the base URL's root (picpik-api.md section 8.1)."""
+    url = httpx.URL(base_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError(f"base_url must be an http(s) URL, got {base_url!r}")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        logger.warning(
+            "base_url %s is plain http to a non-loopback host: requests are not encrypted", base_url
+        )
+    return str(url if url.path.endswith("/") else url.copy_with(path=url.path + "/"))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,215 @@
+"""Image inputs (path, bytes or data URI -> data URI) and result downloads.
+
+I/O: reads files with anyio and downloads through the client's httpx pool, with
+retries and a concurrency limit. Inputs are checked before any network I/O:
+the MIME type is sniffed from the bytes, never taken from a file name.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+import anyio
+import httpx
+
+from ._errors import APIError, TransportError, ValidationError, classify_api_error
+from ._retry import RetryPolicy
+
+__all__ = [
+    "MAX_IMAGE_BYTES",
+    "Downloader",
+    "ImageExpiredError",
+    "ImageInput",
+    "extension_for",
+    "sniff_mime",
+    "to_data_uri",
+]
+
+ImageInput = str | bytes | os.PathLike[str]
+
+# Inline base64 images make bodies large (picpik-api.md section 7); the size limit
+# is undocumented, so refuse inputs past a generous bound before sending them.
+MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
+
+_SIGNATURES: Final = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+_Sink = Callable[[httpx.Response], Awaitable[None]]
+_EXTENSIONS: Final = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "image/bmp": ".bmp",
+}
+_CHUNK: Final = 64 * 1024
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The image MIME type of some bytes, from their magic number, or None.
+
+    Example:
+        >>> sniff_mime(b"\\x89PNG\\r\\n\\x1a\\n...")
+        'image/png'
+    """
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, mime in _SIGNATURES:
+        if data.startswith(magic):
+            return mime
+    return None
+
+
+def _bytes_to_uri(data: bytes, what: str) -> str:
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValidationError(
+            f"{what} is {len(data)} bytes; images must be at most {MAX_IMAGE_BYTES} bytes"
+        )
+    mime = sniff_mime(data)
+    if mime is None:
+        raise ValidationError(f"{what} is not a PNG, JPEG, WebP, GIF or BMP image")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _check_data_uri(uri: str) -> str:
+    header, _, payload = uri.partition(",")
+    if not header.endswith(";base64") or not payload:
+        raise ValidationError("image data URI must look like data:image/png;base64,<data>")
+    if len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
+        raise ValidationError(f"image data URI holds more than {MAX_IMAGE_BYTES} bytes")
+    try:
+        head = base64.b64decode(payload[:64], validate=True)
+        base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError("image data URI does not hold valid base64") from None
+    mime = sniff_mime(head)
+    if mime is None:
+        raise ValidationError("image data URI does not hold a PNG, JPEG, WebP, GIF or BMP image")
+    return f"data:{mime};base64,{payload}"
+
+
+async def to_data_uri(image: ImageInput) -> str:
+    """Turn an image input into the data URI the API expects.
+
+    Args:
+        image: a file path, the image's bytes, or a `data:` URI.
+
+    Raises:
+        ValidationError: not an image, unreadable, or larger than MAX_IMAGE_BYTES.
+
+    Example:
+        >>> import anyio
+        >>> png = bytes.fromhex("89504e470d0a1a0a")
+        >>> anyio.run(to_data_uri, png)[:22]
+        'data:image/png;base64,'
+    """
+    if isinstance(image, bytes | bytearray | memoryview):
+        return _bytes_to_uri(bytes(image), "image")
+    if isinstance(image, str) and image.startswith("data:"):
+        return _check_data_uri(image)
+    path = anyio.Path(os.fspath(image))
+    try:
+        size = (await path.stat()).st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ValidationError(
+                f"image file {path} is {size} bytes; images must be at most {MAX_IMAGE_BYTES} bytes"
+            )
+        data = await path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"image file {path} cannot be read: {exc.strerror}") from None
+    return _bytes_to_uri(data, f"image file {path}")
+
+
+def extension_for(url: str) -> str:
+    """The file extension of an image URL's path (`.png` when it names none we know).
+
+    Example:
+        >>> extension_for("https://cdn.example/a/b.jpg?sig=1"), extension_for("https://x/y")
+        ('.jpg', '.png')
+    """
+    suffix = Path(httpx.URL(url).path).suffix.lower()
+    return suffix if suffix in _EXTENSIONS.values() or suffix == ".jpeg" else ".png"
+
+
+class ImageExpiredError(APIError):
+    """An image URL no longer answers: PICPIK keeps result images for 24 hours only."""
+
+
+class Downloader:
+    """Downloads result images through the client's pool, with retries and a limit."""
+
+    def __init__(self, http: httpx.AsyncClient, policy: RetryPolicy, concurrency: int) -> None:
+        self._http = http
+        self._policy = policy
+        self._limiter = anyio.CapacityLimiter(concurrency)
+
+    async def read(self, url: str) -> bytes:
+        """The bytes of an image."""
+        chunks: list[bytes] = []
+
+        async def sink(response: httpx.Response) -> None:
+            chunks[:] = [chunk async for chunk in response.aiter_bytes(_CHUNK)]
+
+        await self._fetch(url, sink)
+        return b"".join(chunks)
+
+    async def save(self, url: str, path: str | os.PathLike[str]) -> Path:
+        """Stream an image to `path` (written to a temporary name, then renamed)."""
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+
+        async def sink(response: httpx.Response) -> None:
+            async with await anyio.open_file(partial, "wb") as file:
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    await file.write(chunk)
+
+        await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+        try:
+            await self._fetch(url, sink)
+            await anyio.Path(partial).replace(target)
+        finally:
+            await anyio.Path(partial).unlink(missing_ok=True)
+        return target
+
+    async def _fetch(self, url: str, sink: _Sink) -> None:
+        retrying = self._policy.retrying(sleep=anyio.sleep, action="download", request_uuid="-")
+        async with self._limiter:
+            async for attempt in retrying:
+                with attempt:
+                    await self._fetch_once(url, sink)
+
+    async def _fetch_once(self, url: str, sink: _Sink) -> None:
+        try:
+            async with self._http.stream("GET", url) as response:
+                _check_download(response, url)
+                await sink(response)
+        except httpx.TransportError as exc:
+            raise TransportError(f"downloading {_short(url)} failed: {exc!r}") from exc
+
+
+def _check_download(response: httpx.Response, url: str) -> None:
+    status = response.status_code
+    if status in (403, 404, 410):
+        raise ImageExpiredError(
+            f"image {_short(url)} is gone (HTTP {status}); PICPIK keeps images for 24 hours, "
+            "so download them soon after the task finishes",
+            http_status=status,
+            action="download",
+        )
+    if not 200 <= status < 300:
+        cls, retryable = classify_api_error(None, f"HTTP {status}", status)
+        raise cls(f"downloading {_short(url)} failed", http_status=status, retryable=retryable,
+                  action="download")  # fmt: skip
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 80 else url[:77] + "..."
