@@ -101,12 +101,12 @@ async def test_many_concurrent_generates_with_faults_cost_few_polls() -> None:
     emulator = Emulator(latency=0.3, seed=11, faults=faults)
     results: list[picpik.GenerationResult] = []
 
-    async def one(i: int) -> None:
-        results.append(await client.generate(f"prompt {i}", width=256, height=256))
+    async def one(opened: picpik.AsyncClient, i: int) -> None:
+        results.append(await opened.generate(f"prompt {i}", width=256, height=256))
 
-    async with make_client(emulator) as client, anyio.create_task_group() as group:
+    async with make_client(emulator) as opened, anyio.create_task_group() as group:
         for i in range(300):
-            group.start_soon(one, i)
+            group.start_soon(one, opened, i)
     counters = emulator.counters
     assert len(results) == 300
     assert counters.tasks_created == 300
@@ -134,11 +134,9 @@ async def test_unknown_status_words_and_failures() -> None:
     """Pending/Processing/Success/Failed are understood; failures come back as errors."""
     words = StatusWords("Pending", "Processing", "Success", "Failed")
     emulator = Emulator(latency=0.1, seed=3, status_words=words, faults=Faults(task_failure={2, 4}))
-    outcomes: list[picpik.GenerationResult | picpik.PicpikError] = []
     async with make_client(emulator) as client:
         prompts = [f"p{i}" for i in range(6)]
-        async for item in client.generate_many(prompts, return_exceptions=True):
-            outcomes.append(item)
+        outcomes = [o async for o in client.generate_many(prompts, return_exceptions=True)]
     failures = [o for o in outcomes if isinstance(o, picpik.TaskFailedError)]
     assert len(outcomes) == 6
     assert len(failures) == 2
