@@ -293,13 +293,21 @@ class AsyncClient:
     # --- waiting ------------------------------------------------------------------------
 
     async def wait(
-        self, task: str | TaskHandle, timeout: float | None = None, *, prompt: str | None = None
+        self,
+        task: str | TaskHandle,
+        timeout: float | None = None,
+        *,
+        prompt: str | None = None,
+        on_update: Callable[[TaskDetail], object] | None = None,
     ) -> GenerationResult:
         """Wait for a task to finish, polling together with every other waiter.
 
         Args:
             task: a TaskUID or the `TaskHandle` from `submit()`.
             timeout: seconds to wait before `TaskTimeoutError` (the task goes on).
+            prompt: recorded on the result, for the caller's bookkeeping.
+            on_update: called with each pending `TaskDetail` seen (e.g. to show
+                "Queuing" / "Running").
 
         Raises:
             TaskFailedError: the task failed.
@@ -314,7 +322,7 @@ class AsyncClient:
         uid, uuid = (
             (task.task_uid, task.request_uuid) if isinstance(task, TaskHandle) else (task, None)
         )
-        detail = await self._waiter.wait(uid, timeout)
+        detail = await self._waiter.wait(uid, timeout, on_update)
         return GenerationResult.from_detail(
             detail, self._downloader, request_uuid=uuid, prompt=prompt
         )

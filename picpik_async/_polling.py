@@ -86,6 +86,14 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: object) 
         raise ValidationError(f"PollSettings.{attribute.name} must be a number > 0, got {value!r}")
 
 
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(number) and 0 <= number <= 1):
+        raise ValidationError(
+            f"PollSettings.{attribute.name} must be a number in 0..1, got {value!r}"
+        )
+
+
 def _count(lo: int, hi: int) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
@@ -123,7 +131,7 @@ class PollSettings:
     poll_initial: float = field(default=1.5, validator=_positive)
     poll_max: float = field(default=8.0, validator=_positive)
     poll_growth: float = field(default=1.5, validator=_positive)
-    poll_jitter: float = field(default=0.1, validator=attrs.validators.and_(attrs.validators.ge(0)))
+    poll_jitter: float = field(default=0.1, validator=_fraction)
     poll_grid: float = field(default=0.25, validator=_positive)
     poll_batch_size: int = field(default=50, validator=_count(1, 1000))
     poll_concurrency: int = field(default=4, validator=_count(1, 64))
@@ -217,7 +225,7 @@ class PollSchedule:
         """Halve a chunk the service refused as too long, and remember the smaller size."""
         half = max(1, len(chunk) // 2)
         self.batch_size = max(1, min(self.batch_size, half))
-        return [list(chunk[:half]), list(chunk[half:])]
+        return [part for part in (list(chunk[:half]), list(chunk[half:])) if part]
 
     def answered(self) -> None:
         """A poll request succeeded: the poller-wide backoff is over."""

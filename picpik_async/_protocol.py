@@ -20,7 +20,7 @@ from ._errors import (
     TransportError,
     classify_api_error,
 )
-from ._models import Envelope, Request
+from ._models import Envelope, Request, SubmitResponse
 from ._retry import parse_retry_after
 from ._signing import drop_none, dumps, sign
 from ._wire import structure, unstructure
@@ -121,6 +121,8 @@ def parse_response(
         raise cls(envelope.message, ret_code=envelope.ret_code, retryable=retryable, **context)
     _check_echo(envelope, request_uuid, action)
     result: R = structure(data, request.response_type)
+    if isinstance(result, SubmitResponse) and not result.task_uid.strip():
+        raise ProtocolError(f"{action} answer has an empty TaskUID")
     return result
 
 
@@ -128,7 +130,7 @@ def _decode(content: bytes) -> object:
     """The JSON value of a body, or None when it is not JSON."""
     try:
         return json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
 
 

@@ -47,8 +47,17 @@ logger: Final = logging.getLogger("picpik_async")
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(number) and number >= 0):
         raise ValidationError(f"RetryPolicy.{attribute.name} must be a number >= 0, got {value!r}")
+
+
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    _positive(instance, attribute, value)
+    if value > 1:
+        raise ValidationError(
+            f"RetryPolicy.{attribute.name} must be a number in 0..1, got {value!r}"
+        )
 
 
 def _attempts(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -93,7 +102,7 @@ class RetryPolicy:
     max_total: float = field(default=120.0, validator=_positive)
     backoff_initial: float = field(default=0.5, validator=_positive)
     backoff_max: float = field(default=15.0, validator=_positive)
-    jitter: float = field(default=0.5, validator=_positive)
+    jitter: float = field(default=0.5, validator=_fraction)
     retry_after_max: float = field(default=60.0, validator=_positive)
     retry_unknown_submits: bool = False
 

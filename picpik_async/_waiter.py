@@ -43,6 +43,7 @@ class _Slot:
     event: anyio.Event = attrs.field(factory=anyio.Event)
     detail: TaskDetail | None = None
     error: PicpikError | None = None
+    on_update: Callable[[TaskDetail], object] | None = None
 
     def settle(self, detail: TaskDetail | None = None, error: PicpikError | None = None) -> None:
         if not self.event.is_set():
@@ -75,8 +76,15 @@ class TaskWaiter:
         """How many TaskUIDs are being waited for."""
         return len(self._slots)
 
-    async def wait(self, task_uid: str, timeout: float | None = None) -> TaskDetail:
+    async def wait(
+        self,
+        task_uid: str,
+        timeout: float | None = None,
+        on_update: Callable[[TaskDetail], object] | None = None,
+    ) -> TaskDetail:
         """Wait until the task reaches a final state and return its detail.
+
+        `on_update` is called with each pending TaskDetail the poller sees.
 
         Raises:
             TaskFailedError: the task failed (or went missing: TaskNotFoundError).
@@ -85,7 +93,7 @@ class TaskWaiter:
         """
         if self._closed:
             raise ClientClosedError("the client is closed; open a new one to wait for tasks")
-        slot = self._register(task_uid)
+        slot = self._register(task_uid, on_update)
         try:
             with anyio.fail_after(timeout) if timeout is not None else nullcontext():
                 await slot.event.wait()
@@ -108,8 +116,8 @@ class TaskWaiter:
 
     # --- registration ---------------------------------------------------------
 
-    def _register(self, uid: str) -> _Slot:
-        slot = _Slot()
+    def _register(self, uid: str, on_update: Callable[[TaskDetail], object] | None) -> _Slot:
+        slot = _Slot(on_update=on_update)
         self._slots.setdefault(uid, set()).add(slot)
         self._schedule.watch(uid, anyio.current_time())
         if not self._started:
@@ -190,6 +198,9 @@ class TaskWaiter:
             case TaskStatus.PENDING:
                 self._note_word(detail.status)
                 self._schedule.pending(uid, now)
+                for slot in self._slots.get(uid, ()):
+                    if slot.on_update is not None:
+                        slot.on_update(detail)
             case TaskStatus.SUCCEEDED:
                 self._settle(uid, detail, None)
             case TaskStatus.FAILED:

@@ -1,0 +1,127 @@
+"""The public surface: `picpik_async.__all__` is sorted, resolves, and is complete."""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+import pytest
+
+import picpik_async
+from picpik_async import PicpikError
+from picpik_async._signing import sign
+
+# Private modules whose `__all__` lists feed the public surface.
+PRIVATE_MODULES = ["_errors", "_models", "_polling", "_protocol", "_retry", "_signing", "_wire"]
+
+# Names listed in a private module's `__all__` that are deliberately not re-exported:
+# helpers of the pure core that the client and the emulator use, not users.
+INTERNAL = {
+    "_errors": {"classify_api_error"},
+    "_models": set(),
+    "_polling": {"PollSchedule", "check_answer", "is_known_status"},
+    "_protocol": {
+        "build_body",
+        "garbled_answer",
+        "lost_answer",
+        "new_request_uuid",
+        "parse_response",
+        "wire_params",
+    },
+    "_retry": {"is_retryable", "parse_retry_after"},
+    "_signing": {"drop_none", "dumps", "encode_value", "format_float"},
+    "_wire": {"converter", "structure", "unstructure", "wire_name"},
+}
+
+
+def private_module(name: str) -> types.ModuleType:
+    """Import one of the package's private modules."""
+    return importlib.import_module(f"picpik_async.{name}")
+
+
+def test_all_is_sorted() -> None:
+    """`__all__` is sorted, like httpx's and anyio's."""
+    assert picpik_async.__all__ == sorted(picpik_async.__all__)
+
+
+def test_all_has_no_duplicates() -> None:
+    """Each name is exported once."""
+    assert len(set(picpik_async.__all__)) == len(picpik_async.__all__)
+
+
+@pytest.mark.parametrize("name", picpik_async.__all__)
+def test_every_name_resolves(name: str) -> None:
+    """Every name in `__all__` is an attribute of the package."""
+    assert getattr(picpik_async, name) is not None
+
+
+@pytest.mark.parametrize("module_name", PRIVATE_MODULES)
+def test_private_all_is_public_or_internal(module_name: str) -> None:
+    """Every name a private module lists is either exported or knowingly internal."""
+    module = private_module(module_name)
+    listed = set(module.__all__)
+    exported = listed & set(picpik_async.__all__)
+    assert listed == exported | INTERNAL[module_name]
+    assert not exported & INTERNAL[module_name]
+    for name in exported:
+        assert getattr(picpik_async, name) is getattr(module, name)
+
+
+@pytest.mark.parametrize("module_name", PRIVATE_MODULES)
+def test_private_all_resolves(module_name: str) -> None:
+    """Every name a private module lists exists in that module."""
+    module = private_module(module_name)
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.{name}"
+
+
+def test_every_error_is_exported() -> None:
+    """Every PicpikError subclass of the package is exported, so users can catch it."""
+    errors = private_module("_errors")
+    classes = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, PicpikError)
+    }
+    assert classes <= set(picpik_async.__all__)
+
+
+def test_every_model_is_exported() -> None:
+    """Every model and request type is exported."""
+    assert set(private_module("_models").__all__) <= set(picpik_async.__all__)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sign",
+        "task_status",
+        "RetryPolicy",
+        "RetryEvent",
+        "PollSettings",
+        "TaskHandle",
+        "TaskStatus",
+        "GenerateImagesSDXL",
+        "Model",
+        "InferenceParams",
+        "Image2Image",
+        "TaskDetail",
+        "__version__",
+    ],
+)
+def test_design_names_are_exported(name: str) -> None:
+    """The names design.md fixes for the pure core are public."""
+    assert name in picpik_async.__all__
+
+
+def test_sign_is_exported() -> None:
+    """`picpik_async.sign` is the signing function, and gives the documented answer."""
+    assert picpik_async.sign is sign
+    params = {"Action": "ListModels", "PublicKey": "abcdefg"}
+    assert picpik_async.sign(params, "123456") == "4a20bc1141494035f6aaaad13224c94c5a8bc3a5"
+
+
+def test_version() -> None:
+    """The package has a version string."""
+    assert isinstance(picpik_async.__version__, str)
+    assert picpik_async.__version__

@@ -1,0 +1,655 @@
+"""Tests for picpik_async._polling: status words, answer checks, and the poll schedule."""
+
+from __future__ import annotations
+
+import doctest
+import math
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from picpik_async import _polling as polling_module
+from picpik_async._errors import ProtocolError, ValidationError
+from picpik_async._models import TaskDetail, TaskStatus
+from picpik_async._polling import (
+    PollSchedule,
+    PollSettings,
+    check_answer,
+    is_known_status,
+    task_status,
+)
+
+# Deterministic settings: no jitter, so every due time can be computed by hand.
+EXACT = PollSettings(
+    poll_initial=1.0,
+    poll_max=5.0,
+    poll_growth=2.0,
+    poll_jitter=0.0,
+    poll_grid=0.25,
+    poll_batch_size=3,
+    max_misses=3,
+    max_failures=3,
+)
+
+
+def detail(status: str, error_code: int = 0, uid: str = "u1") -> TaskDetail:
+    """A TaskDetail with the given status word and ErrorCode."""
+    return TaskDetail(task_uid=uid, status=status, error_code=error_code)
+
+
+def schedule(settings: PollSettings = EXACT, **kwargs: Any) -> PollSchedule:
+    """A schedule with a seeded rng."""
+    return PollSchedule(settings, rng=random.Random(0), **kwargs)
+
+
+def kwargs(name: str, value: object) -> dict[str, Any]:
+    """Keyword arguments setting one field, whatever its type."""
+    return {name: value}
+
+
+SUCCEEDED_WORDS = [
+    "Finished",
+    "finished",
+    "FINISHED",
+    "Success",
+    "Succeeded",
+    "SUCCEEDED",
+    "Completed",
+    "Complete",
+    "Done",
+    "done",
+    " Done ",
+]
+FAILED_WORDS = [
+    "Error",
+    "ERROR",
+    "Failed",
+    "failed",
+    "Failure",
+    "Cancelled",
+    "Canceled",
+    "Timeout",
+    "TIMED_OUT",
+    "Timed Out",
+    "Expired",
+]
+PENDING_KNOWN = [
+    "Queuing",
+    "Queued",
+    "Running",
+    "RUNNING",
+    "Pending",
+    "Processing",
+    "Waiting",
+    "Created",
+    "In Progress",
+    "in_progress",
+]
+UNKNOWN_WORDS = ["", "   ", "Mystery", "Succeeding", "Paused", "42", "完成"]
+
+
+class TestTaskStatus:
+    """One pure function decides what a status word means (design.md, polling)."""
+
+    @pytest.mark.parametrize("word", [pytest.param(w, id=repr(w)) for w in SUCCEEDED_WORDS])
+    def test_success_words(self, word: str) -> None:
+        """Success words in any case and spacing mean SUCCEEDED."""
+        assert task_status(detail(word)) is TaskStatus.SUCCEEDED
+
+    @pytest.mark.parametrize("word", [pytest.param(w, id=repr(w)) for w in FAILED_WORDS])
+    def test_failure_words(self, word: str) -> None:
+        """Failure words in any case and spacing mean FAILED."""
+        assert task_status(detail(word)) is TaskStatus.FAILED
+
+    @pytest.mark.parametrize(
+        "word", [pytest.param(w, id=repr(w)) for w in PENDING_KNOWN + UNKNOWN_WORDS]
+    )
+    def test_other_words_are_pending(self, word: str) -> None:
+        """Queuing, running and any unknown word mean the task is still going."""
+        assert task_status(detail(word)) is TaskStatus.PENDING
+
+    @pytest.mark.parametrize(
+        ("word", "code"),
+        [
+            pytest.param("Finished", 1, id="finished"),
+            pytest.param("Success", 500, id="success"),
+            pytest.param("Running", 2, id="running"),
+            pytest.param("", 3, id="empty"),
+            pytest.param("Mystery", -1, id="negative-code"),
+        ],
+    )
+    def test_error_code_wins(self, word: str, code: int) -> None:
+        """A non-zero ErrorCode is a failure whatever the word says."""
+        assert task_status(detail(word, code)) is TaskStatus.FAILED
+
+    @given(word=st.text(), code=st.integers())
+    def test_total(self, word: str, code: int) -> None:
+        """Every status word and code maps to one of the three interpretations."""
+        status = task_status(detail(word, code))
+        assert isinstance(status, TaskStatus)
+        if code != 0:
+            assert status is TaskStatus.FAILED
+
+
+class TestIsKnownStatus:
+    """Known words are recognised in any case; unknown ones are flagged for logging."""
+
+    @pytest.mark.parametrize(
+        "word",
+        [pytest.param(w, id=repr(w)) for w in SUCCEEDED_WORDS + FAILED_WORDS + PENDING_KNOWN],
+    )
+    def test_known(self, word: str) -> None:
+        """Every success, failure and pending word is known."""
+        assert is_known_status(word)
+
+    @pytest.mark.parametrize("word", [pytest.param(w, id=repr(w)) for w in UNKNOWN_WORDS])
+    def test_unknown(self, word: str) -> None:
+        """Other words are unknown."""
+        assert not is_known_status(word)
+
+
+class TestCheckAnswer:
+    """A ListTasksDetails answer is indexed by TaskUID and must only name UIDs asked for."""
+
+    def test_indexes_by_uid(self) -> None:
+        """Each detail is found under its TaskUID; UIDs left out are simply absent."""
+        first, second = detail("Running", uid="u1"), detail("Done", uid="u2")
+        assert check_answer(["u1", "u2", "u3"], [second, first]) == {"u1": first, "u2": second}
+
+    def test_empty_answer(self) -> None:
+        """An answer naming no task is an empty index."""
+        assert check_answer(["u1"], []) == {}
+
+    def test_unknown_uid(self) -> None:
+        """A TaskUID that was not asked for is a ProtocolError."""
+        with pytest.raises(ProtocolError, match="'u9', not asked"):
+            check_answer(["u1"], [detail("Running", uid="u9")])
+
+    def test_duplicate_uid(self) -> None:
+        """A TaskUID answered twice is a ProtocolError."""
+        with pytest.raises(ProtocolError, match="twice for TaskUID 'u1'"):
+            check_answer(["u1"], [detail("Running"), detail("Done")])
+
+
+class TestSettings:
+    """PollSettings takes numbers and refuses bad ones."""
+
+    def test_defaults(self) -> None:
+        """The defaults follow design.md: 1.5 s first poll, x1.5 up to 8 s, 50 UIDs a request."""
+        settings = PollSettings()
+        assert (settings.poll_initial, settings.poll_growth, settings.poll_max) == (1.5, 1.5, 8.0)
+        assert (settings.poll_batch_size, settings.poll_concurrency) == (50, 4)
+        assert (settings.poll_jitter, settings.poll_grid) == (0.1, 0.25)
+        assert (settings.max_misses, settings.max_failures) == (5, 10)
+
+    @pytest.mark.parametrize("name", ["poll_initial", "poll_max", "poll_growth", "poll_grid"])
+    @pytest.mark.parametrize(
+        "value",
+        [
+            pytest.param(0, id="zero"),
+            pytest.param(-1.0, id="negative"),
+            pytest.param(math.nan, id="nan"),
+            pytest.param(math.inf, id="inf"),
+            pytest.param(True, id="bool"),
+            pytest.param("1", id="str"),
+            pytest.param(None, id="none"),
+        ],
+    )
+    def test_bad_durations(self, name: str, value: object) -> None:
+        """Durations and factors must be finite numbers > 0."""
+        with pytest.raises(ValidationError, match=f"PollSettings.{name} must be a number > 0"):
+            PollSettings(**kwargs(name, value))
+
+    @pytest.mark.parametrize(
+        ("name", "low", "high"),
+        [
+            pytest.param("poll_batch_size", 1, 1000, id="batch-size"),
+            pytest.param("poll_concurrency", 1, 64, id="concurrency"),
+            pytest.param("max_misses", 1, 1000, id="max-misses"),
+            pytest.param("max_failures", 1, 1000, id="max-failures"),
+        ],
+    )
+    def test_counts(self, name: str, low: int, high: int) -> None:
+        """Counts are integers within their range; the ends are accepted."""
+        assert getattr(PollSettings(**kwargs(name, low)), name) == low
+        assert getattr(PollSettings(**kwargs(name, high)), name) == high
+        for bad in (low - 1, high + 1, True, 2.0, "5", None):
+            with pytest.raises(ValidationError, match=f"PollSettings.{name} must be an integer"):
+                PollSettings(**kwargs(name, bad))
+
+    @pytest.mark.parametrize("value", [0, 0.1, 1])
+    def test_jitter_accepted(self, value: float) -> None:
+        """No jitter and fractions of the interval are accepted."""
+        assert PollSettings(poll_jitter=value).poll_jitter == value
+
+    def test_negative_jitter_refused(self) -> None:
+        """A negative jitter is refused."""
+        with pytest.raises(ValueError, match="poll_jitter"):
+            PollSettings(poll_jitter=-0.1)
+
+
+class TestWatching:
+    """watch/unwatch count waiters; a TaskUID is forgotten when its last waiter leaves."""
+
+    def test_reference_counting(self) -> None:
+        """Two waiters keep a UID until both have left."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.watch("u1", now=0.5)
+        assert s.waiters() == {"u1": 2}
+        s.unwatch("u1")
+        assert "u1" in s
+        assert s.waiters() == {"u1": 1}
+        s.unwatch("u1")
+        assert "u1" not in s
+        assert len(s) == 0
+
+    def test_unwatch_unknown(self) -> None:
+        """Unwatching a UID nobody watches does nothing."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.unwatch("u2")
+        assert s.waiters() == {"u1": 1}
+
+    def test_joining_keeps_the_schedule(self) -> None:
+        """A second waiter joins the existing schedule instead of restarting it."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.watch("u1", now=10)
+        assert s.next_due() == 1.0
+
+    def test_forget(self) -> None:
+        """forget drops a UID whatever its waiters; an unknown UID is ignored."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.watch("u1", now=0)
+        s.forget("u1")
+        s.forget("u2")
+        assert len(s) == 0
+        assert s.next_due() is None
+
+    def test_len_and_contains(self) -> None:
+        """len counts watched UIDs and `in` tells whether one is watched."""
+        s = schedule()
+        for uid in ("a", "b", "c"):
+            s.watch(uid, now=0)
+        assert len(s) == 3
+        assert "b" in s
+        assert "z" not in s
+
+
+class TestDue:
+    """First poll after poll_initial, snapped to the grid; due UIDs taken in chunks."""
+
+    @pytest.mark.parametrize(
+        ("now", "due"),
+        [
+            pytest.param(0.0, 1.0, id="on-grid"),
+            pytest.param(0.1, 1.25, id="snaps-up"),
+            pytest.param(0.25, 1.25, id="already-on-grid"),
+            pytest.param(0.26, 1.5, id="just-past-grid"),
+            pytest.param(10.0, 11.0, id="later"),
+        ],
+    )
+    def test_first_poll(self, now: float, due: float) -> None:
+        """The first poll is poll_initial after watching, snapped up to the grid."""
+        s = schedule()
+        s.watch("u1", now=now)
+        assert s.next_due() == due
+        assert s.take_due(due - 0.01) == []
+        assert s.take_due(due) == [["u1"]]
+
+    def test_burst_shares_a_request(self) -> None:
+        """UIDs watched close together fall on the same grid point and share a chunk."""
+        s = schedule(PollSettings(poll_initial=1, poll_grid=0.5, poll_jitter=0))
+        for i, now in enumerate([0.01, 0.2, 0.45]):
+            s.watch(f"u{i}", now=now)
+        assert s.take_due(1.5) == [["u0", "u1", "u2"]]
+
+    def test_taken_uids_are_in_flight(self) -> None:
+        """Taken UIDs are not returned again, and next_due ignores them."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.watch("u2", now=1)
+        assert s.take_due(1.0) == [["u1"]]
+        assert s.take_due(100.0) == [["u2"]]
+        assert s.take_due(1000.0) == []
+        assert s.next_due() is None
+
+    def test_next_due_is_the_earliest(self) -> None:
+        """next_due is the earliest due time of a UID not in flight."""
+        s = schedule()
+        assert s.next_due() is None
+        s.watch("late", now=5)
+        s.watch("early", now=2)
+        assert s.next_due() == 3.0
+        s.take_due(3.0)
+        assert s.next_due() == 6.0
+
+    @pytest.mark.parametrize(
+        ("count", "sizes"),
+        [
+            pytest.param(1, [1], id="one"),
+            pytest.param(3, [3], id="exactly-one-chunk"),
+            pytest.param(4, [3, 1], id="one-over"),
+            pytest.param(7, [3, 3, 1], id="seven"),
+        ],
+    )
+    def test_chunks(self, count: int, sizes: list[int]) -> None:
+        """Due UIDs come in chunks of at most the batch size, in the order watched."""
+        s = schedule()
+        uids = [f"u{i}" for i in range(count)]
+        for uid in uids:
+            s.watch(uid, now=0)
+        chunks = s.take_due(1.0)
+        assert [len(c) for c in chunks] == sizes
+        assert [uid for chunk in chunks for uid in chunk] == uids
+
+    def test_batch_size_override(self) -> None:
+        """An explicit batch_size replaces the settings' poll_batch_size."""
+        s = schedule(batch_size=2)
+        assert s.batch_size == 2
+        assert schedule().batch_size == 3
+        for i in range(3):
+            s.watch(f"u{i}", now=0)
+        assert s.take_due(1.0) == [["u0", "u1"], ["u2"]]
+
+    def test_default_rng(self) -> None:
+        """A schedule needs only its settings."""
+        s = PollSchedule(PollSettings())
+        s.watch("u1", now=0)
+        assert s.take_due(1.5) == [["u1"]]
+
+
+class TestSplit:
+    """A refused multi-UID chunk is halved, and the smaller size is remembered."""
+
+    @pytest.mark.parametrize(
+        ("size", "halves", "batch"),
+        [
+            pytest.param(2, (1, 1), 1, id="two"),
+            pytest.param(3, (1, 2), 1, id="three"),
+            pytest.param(4, (2, 2), 2, id="four"),
+            pytest.param(7, (3, 4), 3, id="seven"),
+        ],
+    )
+    def test_halves(self, size: int, halves: tuple[int, int], batch: int) -> None:
+        """The chunk is split in two, in order, and the batch size shrinks to the first half."""
+        s = schedule(batch_size=50)
+        chunk = [f"u{i}" for i in range(size)]
+        first, second = s.split(chunk)
+        assert (len(first), len(second)) == halves
+        assert first + second == chunk
+        assert s.batch_size == batch
+
+    def test_never_grows(self) -> None:
+        """Splitting a chunk larger than the batch size does not raise the batch size."""
+        s = schedule(batch_size=2)
+        s.split([f"u{i}" for i in range(10)])
+        assert s.batch_size == 2
+
+    def test_never_below_one(self) -> None:
+        """Splitting a single UID keeps the batch size at 1."""
+        s = schedule(batch_size=1)
+        s.split(["u1"])
+        s.split(["u1"])
+        assert s.batch_size == 1
+
+    def test_smaller_chunks_afterwards(self) -> None:
+        """After a split, take_due hands out chunks of the remembered size."""
+        s = schedule(batch_size=4)
+        for i in range(4):
+            s.watch(f"u{i}", now=0)
+        [chunk] = s.take_due(1.0)
+        s.split(chunk)
+        for uid in chunk:
+            s.pending(uid, now=1.0)
+        assert [len(c) for c in s.take_due(100.0)] == [2, 2]
+
+
+class TestPending:
+    """A still-running task is polled again, at a growing interval."""
+
+    def test_interval_grows_to_max(self) -> None:
+        """Each pending answer multiplies the interval by poll_growth, up to poll_max."""
+        s = schedule()
+        s.watch("u1", now=0)
+        now, gaps = 1.0, []
+        for _ in range(5):
+            assert s.take_due(now) == [["u1"]]
+            s.pending("u1", now)
+            due = s.next_due()
+            assert due is not None
+            gaps.append(due - now)
+            now = due
+        assert gaps == [2.0, 4.0, 5.0, 5.0, 5.0]
+
+    def test_due_is_snapped(self) -> None:
+        """The next due time snaps up to the grid."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.take_due(1.0)
+        s.pending("u1", now=1.1)
+        assert s.next_due() == 3.25
+
+    def test_jitter_within_bounds(self) -> None:
+        """With jitter j the next interval is within interval*(1 -+ j/2), before snapping."""
+        settings = PollSettings(poll_initial=1, poll_growth=2, poll_jitter=0.5, poll_grid=0.01)
+        for seed in range(50):
+            s = PollSchedule(settings, rng=random.Random(seed))
+            s.watch("u1", now=0)
+            s.take_due(1.0)
+            s.pending("u1", now=1.0)
+            due = s.next_due()
+            assert due is not None
+            assert 1.0 + 2 * 0.75 - 1e-9 <= due <= 1.0 + 2 * 1.25 + 0.01 + 1e-9
+
+    def test_unknown_uid(self) -> None:
+        """A pending answer for a UID no longer watched is ignored."""
+        s = schedule()
+        s.pending("gone", now=1.0)
+        assert len(s) == 0
+
+    def test_resets_misses_and_failures(self) -> None:
+        """A pending answer clears the task's count of misses and failures."""
+        s = schedule()
+        s.watch("u1", now=0)
+        for _ in range(EXACT.max_misses - 1):
+            s.take_due(100.0)
+            assert s.missing("u1", now=0) is False
+        for _ in range(EXACT.max_failures - 1):
+            assert s.failed(["u1"], now=0) == []
+        s.pending("u1", now=0)
+        for _ in range(EXACT.max_misses - 1):
+            assert s.missing("u1", now=0) is False
+        assert s.failed(["u1"], now=0) == []
+
+
+class TestMissing:
+    """A UID missing from answers is polled again, until max_misses in a row."""
+
+    def test_fails_after_max_misses(self) -> None:
+        """missing returns True on the max_misses-th miss in a row."""
+        s = schedule()
+        s.watch("u1", now=0)
+        results = []
+        for _ in range(EXACT.max_misses):
+            s.take_due(1000.0)
+            results.append(s.missing("u1", now=0))
+        assert results == [False, False, True]
+
+    def test_rescheduled_at_the_same_interval(self) -> None:
+        """A miss puts the UID back on the schedule, one interval later, not in flight."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.take_due(1.0)
+        assert s.missing("u1", now=1.0) is False
+        assert s.next_due() == 2.0
+        assert s.take_due(2.0) == [["u1"]]
+
+    def test_unknown_uid(self) -> None:
+        """A miss for a UID no longer watched is not a failure."""
+        assert schedule().missing("gone", now=0) is False
+
+
+class TestFailed:
+    """A failed poll request backs the whole poller off (design.md)."""
+
+    def test_pauses_the_whole_poller(self) -> None:
+        """After a failure take_due returns nothing before paused_until, for every UID."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.watch("u2", now=0)
+        [chunk] = s.take_due(1.0)
+        s.watch("u3", now=0.5)
+        assert s.failed(["u1"], now=1.0) == []
+        assert s.paused_until == 2.0
+        assert s.take_due(1.99) == []
+        assert s.next_due() == 2.0
+        assert sorted(uid for c in s.take_due(2.0) for uid in c) == ["u1", "u3"]
+        assert chunk == ["u1", "u2"]
+
+    def test_backoff_doubles_up_to_max(self) -> None:
+        """Each failure in a row doubles the pause, from poll_initial up to poll_max."""
+        s = schedule()
+        s.watch("u1", now=0)
+        pauses = []
+        for _ in range(5):
+            s.failed([], now=100.0)
+            pauses.append(s.paused_until - 100.0)
+            s.paused_until = -math.inf
+        assert pauses == [1.0, 2.0, 4.0, 5.0, 5.0]
+        assert s.failures_in_row == 5
+
+    def test_answered_resets_the_backoff(self) -> None:
+        """A successful poll request starts the doubling over."""
+        s = schedule()
+        s.failed([], now=0)
+        s.failed([], now=0)
+        s.answered()
+        assert s.failures_in_row == 0
+        s.failed([], now=100.0)
+        assert s.paused_until == 101.0
+
+    def test_pause_never_shortened(self) -> None:
+        """A later, shorter backoff does not end an earlier, longer pause."""
+        s = schedule()
+        for _ in range(3):
+            s.failed([], now=0)
+        assert s.paused_until == 4.0
+        s.answered()
+        s.failed([], now=0.5)
+        assert s.paused_until == 4.0
+
+    def test_exhausted_after_max_failures(self) -> None:
+        """UIDs whose polls failed max_failures times in a row are returned."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.watch("u2", now=0)
+        assert s.failed(["u1", "u2"], now=0) == []
+        assert s.failed(["u1"], now=0) == []
+        assert s.failed(["u1", "u2"], now=0) == ["u1"]
+        assert s.failed(["u2"], now=0) == ["u2"]
+
+    def test_unknown_uids_skipped(self) -> None:
+        """UIDs forgotten while their request was in flight are skipped."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.take_due(1.0)
+        s.forget("u1")
+        for _ in range(EXACT.max_failures):
+            assert s.failed(["u1"], now=1.0) == []
+
+    def test_rescheduled_after_the_pause(self) -> None:
+        """A failed chunk is due again when the pause ends, not in flight."""
+        s = schedule()
+        s.watch("u1", now=0)
+        s.take_due(1.0)
+        s.failed(["u1"], now=1.1)
+        assert s.next_due() == 2.25
+        assert s.take_due(2.25) == [["u1"]]
+
+    def test_exponent_is_bounded(self) -> None:
+        """Very long failure streaks do not overflow the backoff."""
+        s = schedule(PollSettings(max_failures=1000, poll_jitter=0))
+        s.watch("u1", now=0)
+        for _ in range(500):
+            s.failed(["u1"], now=0)
+        assert s.paused_until == 8.0
+
+
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("watch"), st.integers(0, 9), st.floats(0, 3)),
+        st.tuples(st.just("unwatch"), st.integers(0, 9), st.floats(0, 3)),
+        st.tuples(st.just("take"), st.just(0), st.floats(0, 3)),
+    ),
+    max_size=60,
+)
+
+
+class TestScheduleProperty:
+    """Whatever the order of watch, unwatch and take_due, no UID is starved."""
+
+    @settings(deadline=None)
+    @given(
+        operations=OPERATIONS,
+        batch_size=st.integers(1, 5),
+        initial=st.floats(0.1, 2),
+        grid=st.floats(0.05, 1),
+    )
+    def test_every_watched_uid_is_taken(
+        self,
+        operations: list[tuple[str, int, float]],
+        batch_size: int,
+        initial: float,
+        grid: float,
+    ) -> None:
+        """Every watched UID is eventually taken, once per watch, in chunks of <= batch_size."""
+        settings = PollSettings(
+            poll_initial=initial, poll_grid=grid, poll_batch_size=batch_size, poll_jitter=0
+        )
+        s = PollSchedule(settings, rng=random.Random(0))
+        waiters: dict[str, int] = {}
+        taken: set[str] = set()  # UIDs taken since their entry was created
+        now = 0.0
+
+        def take(at: float) -> None:
+            for chunk in s.take_due(at):
+                assert 1 <= len(chunk) <= batch_size
+                for uid in chunk:
+                    assert waiters.get(uid, 0) > 0, "an unwatched UID was taken"
+                    assert uid not in taken, "a UID in flight was taken again"
+                    taken.add(uid)
+
+        for operation, index, step in operations:
+            now += step
+            uid = f"u{index}"
+            if operation == "watch":
+                s.watch(uid, now)
+                waiters[uid] = waiters.get(uid, 0) + 1
+            elif operation == "unwatch":
+                s.unwatch(uid)
+                if waiters.get(uid, 0) > 0:
+                    waiters[uid] -= 1
+                    if waiters[uid] == 0:
+                        taken.discard(uid)
+            else:
+                take(now)
+        assert s.waiters() == {uid: n for uid, n in waiters.items() if n > 0}
+        due = s.next_due()
+        if due is not None:
+            assert due <= now + initial + grid + 1e-6
+            take(due)
+        take(now + initial + grid + 1.0)
+        assert taken == {uid for uid, n in waiters.items() if n > 0}
+
+
+def test_docstring_examples() -> None:
+    """The examples in the module's docstrings run and give the answers shown."""
+    result = doctest.testmod(polling_module)
+    assert result.attempted >= 3
+    assert result.failed == 0
