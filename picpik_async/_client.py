@@ -169,13 +169,15 @@ class AsyncClient:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
-        await self.aclose()
+    ) -> None:
+        with anyio.CancelScope(shield=True):  # closing finishes even under cancellation
+            await self.aclose()
         group, self._task_group = self._task_group, None
-        if group is None:
-            return None
-        group.cancel_scope.cancel()
-        return await group.__aexit__(exc_type, exc, tb)
+        if group is not None:
+            group.cancel_scope.cancel()
+            # The body's own exception is not handed to the task group: it
+            # propagates as raised, never wrapped in an ExceptionGroup.
+            await group.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         """Close the client: pending waits end with `ClientClosedError`, sockets close.

@@ -10,16 +10,53 @@ Example:
 from __future__ import annotations
 
 import copy
+import logging
+import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import anyio
 
 try:
     import click
     from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Task as ProgressTask
+    from rich.table import Table
+    from rich.text import Text
 except ModuleNotFoundError:  # the cli extra is not installed
     # SystemExit with a message prints it to stderr and exits with status 1.
     raise SystemExit("picpik needs the cli extra: pip install 'picpik-async[cli]'") from None
+
+from picpik_async._batch import (
+    BatchItem,
+    BatchProgress,
+    BatchState,
+    Journal,
+    read_prompts,
+    run_batch,
+)
+from picpik_async._client import AsyncClient, sdxl_request
+from picpik_async._errors import (
+    AuthenticationError,
+    PicpikError,
+    TaskTimeoutError,
+    ValidationError,
+)
+from picpik_async._images import to_data_uri
+from picpik_async._results import GenerationResult
 
 if TYPE_CHECKING:
     from picpik_async.testing import Emulator
@@ -247,6 +284,453 @@ def _print_banner(console: Console, url: str, emulator: Emulator, options: dict[
         console.print("  Warning: not on loopback; anyone who can reach this port can use it.")
     console.print("Press Ctrl-C to stop.")
     sys.stdout.flush()
+
+
+# --- talking to the API -------------------------------------------------------------
+
+
+def _api_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command that talks to the API shares."""
+    decorators = [
+        click.option("--public-key", envvar="PICPIK_PUBLIC_KEY", help="[env: PICPIK_PUBLIC_KEY]"),
+        click.option(
+            "--private-key",
+            envvar="PICPIK_PRIVATE_KEY",
+            show_envvar=False,
+            help="[env: PICPIK_PRIVATE_KEY]",
+        ),
+        click.option(
+            "--base-url",
+            envvar="PICPIK_BASE_URL",
+            help="API address [env: PICPIK_BASE_URL; default: https://api.picpik.ai].",
+        ),
+        click.option(
+            "--emulator",
+            "use_emulator",
+            is_flag=True,
+            help="Use an embedded local emulator: no keys, no network.",
+        ),
+        click.option("--debug", is_flag=True, help="Show tracebacks and debug logs."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _generate_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The generate() parameters, as options."""
+    decorators = [
+        click.option("--negative", "negative_prompt", help="What should not appear."),
+        click.option("--model", default="PICPIK General", show_default=True, help="ModelCode."),
+        click.option("--width", default=1024, show_default=True, type=int, help="64..2560."),
+        click.option("--height", default=1024, show_default=True, type=int, help="64..2560."),
+        click.option("--seed", default=-1, show_default=True, type=int, help="-1 = random."),
+        click.option("--batch-size", default=1, show_default=True, type=int, help="1..16."),
+        click.option("--tiling", is_flag=True, help="Make a tileable image."),
+        click.option(
+            "--no-translate",
+            "no_translate",
+            is_flag=True,
+            help="Do not translate non-English prompts.",
+        ),
+        click.option(
+            "--image",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Start from this image (image-to-image).",
+        ),
+        click.option(
+            "--strength",
+            "refer_strength",
+            default=0.5,
+            show_default=True,
+            type=float,
+            help="How closely to follow --image, 0..1.",
+        ),
+        click.option(
+            "--out",
+            default="picpik-out",
+            show_default=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder for the images.",
+        ),
+        click.option("--timeout", type=float, default=None, help="Seconds to wait per task."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+_GENERATE_KEYS = (
+    "negative_prompt", "model", "width", "height", "seed", "batch_size", "tiling",
+    "refer_strength",
+)  # fmt: skip
+
+
+def _generate_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {key: options[key] for key in _GENERATE_KEYS}
+    kwargs["translate_prompts"] = not options["no_translate"]
+    if options["image"] is not None:
+        kwargs["image"] = options["image"]
+    return kwargs
+
+
+@asynccontextmanager
+async def _open_client(options: dict[str, Any]) -> AsyncIterator[AsyncClient]:
+    """The client the options ask for: the real API, or an embedded emulator."""
+    if options["use_emulator"]:
+        try:
+            from picpik_async.testing import Emulator
+        except ModuleNotFoundError:
+            raise click.ClickException(
+                "--emulator needs the emulator extra: pip install 'picpik-async[emulator]'"
+            ) from None
+        emulator = Emulator(latency=1.0)
+        client = AsyncClient(
+            public_key=emulator.public_key,
+            private_key=emulator.private_key,
+            base_url=emulator.url,
+            transport=emulator.transport(),
+        )
+    else:
+        client = AsyncClient(
+            public_key=options["public_key"],
+            private_key=options["private_key"],
+            base_url=options["base_url"],
+        )
+    async with client:
+        yield client
+
+
+def _run(options: dict[str, Any], job: Callable[[], Awaitable[int]]) -> None:
+    """Run an async job, turning library errors into one line and an exit code."""
+    logging.basicConfig(
+        level=logging.DEBUG if options["debug"] else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not options["debug"]:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        code = anyio.run(job)
+    except PicpikError as error:
+        if options["debug"]:
+            raise
+        _fail(error)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(code)
+
+
+_EXIT_CODES: dict[type[PicpikError], int] = {
+    ValidationError: 2,
+    AuthenticationError: 3,
+    TaskTimeoutError: 4,
+}
+
+
+def _fail(error: PicpikError) -> NoReturn:
+    """Print a one-line reason and exit: 2 bad input, 3 auth, 4 timeout, 1 anything else."""
+    code = next((_EXIT_CODES[c] for c in type(error).__mro__ if c in _EXIT_CODES), 1)
+    click.echo(f"error: {error}", err=True)
+    sys.exit(code)
+
+
+class _Status:
+    """One status line: live on a terminal, plain lines otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._live = console.is_terminal
+        self._status = console.status("starting") if self._live else None
+        self._last = ""
+
+    def __enter__(self) -> _Status:
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def update(self, text: str) -> None:
+        if text == self._last:
+            return
+        self._last = text
+        if self._status is not None:
+            self._status.update(text)
+        else:
+            self._console.print(text)
+
+
+@main.command()
+@click.argument("prompt")
+@_generate_options
+@_api_options
+def generate(prompt: str, **options: Any) -> None:
+    """Generate images for PROMPT and save them as PNG files.
+
+    Files are named <TaskUID>-<index>.png inside --out.
+    """
+    console = Console(highlight=False)
+
+    async def job() -> int:
+        image = options["image"]
+        image_uri = await to_data_uri(image) if image is not None else None
+        request = sdxl_request(prompt, image_uri=image_uri, **_request_options(options))
+        async with _open_client(options) as client:
+            with _Status(console) as status:
+                status.update("submitting")
+                handle = await client.submit(request)
+                status.update(f"submitted: task {handle.task_uid}")
+                result = await client.wait(
+                    handle,
+                    options["timeout"],
+                    prompt=prompt,
+                    on_update=lambda d: status.update(f"task {d.task_uid}: {d.status}"),
+                )
+                status.update(f"downloading {len(result.images)} image(s)")
+                paths = await client.download(result, options["out"])
+        _print_summary(console, result, paths)
+        return 0
+
+    _run(options, job)
+
+
+def _request_options(options: dict[str, Any]) -> dict[str, Any]:
+    kwargs = _generate_kwargs(options)
+    kwargs.pop("image", None)
+    return kwargs
+
+
+def _print_summary(console: Console, result: GenerationResult, paths: list[Path]) -> None:
+    console.print(f"TaskUID: {result.task_uid}")
+    console.print(f"Seed:    {result.seed if result.seed is not None else 'not reported'}")
+    credits = result.credits if result.credits is not None else "not reported"
+    console.print(f"Credits: {credits}")
+    for path in paths:
+        console.print(f"Saved:   {path}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Resend prompts whose submit outcome is unknown (same request_uuid; may cost twice).",
+)
+@_generate_options
+@_api_options
+def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> None:
+    """Generate images for every prompt of FILE, resumably.
+
+    FILE holds one prompt a line, or JSON objects with "prompt" and per-line
+    options (width, seed, ...). A journal in --out records every step: running
+    the same command again skips finished prompts, waits for submitted ones and
+    sends only prompts never submitted. Ctrl-C once stops new submits and
+    exits after the ones in flight are recorded; twice exits at once.
+    """
+    console = Console(highlight=False)
+    try:
+        items = read_prompts(file.read_text(encoding="utf-8"), jsonl=file.suffix == ".jsonl")
+    except PicpikError as error:
+        _fail(error)
+    defaults = _generate_kwargs(options)
+
+    async def job() -> int:
+        stop = anyio.Event()
+        async with _open_client(options) as client, anyio.create_task_group() as group:
+            group.start_soon(_watch_interrupts, stop, console)
+            with _BatchView(console, len(items)) as view:
+                progress, journal = await run_batch(
+                    client,
+                    items,
+                    options["out"],
+                    concurrency=concurrency,
+                    defaults=defaults,
+                    retry_unknown=retry_unknown,
+                    stop=stop,
+                    on_change=view.changed,
+                    timeout=options["timeout"],
+                )
+            group.cancel_scope.cancel()
+        _print_batch_table(console, items, journal, progress)
+        if stop.is_set():
+            console.print("Stopped early: run the same command again to resume.")
+            return 130
+        return 0 if progress.failed == progress.unknown == 0 else 1
+
+    _run(options, job)
+
+
+async def _watch_interrupts(stop: anyio.Event, console: Console) -> None:
+    """First Ctrl-C: stop starting submits. Second: exit at once."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if stop.is_set():
+                console.print("Exiting now.")
+                os._exit(130)
+            stop.set()
+            console.print("Stopping: no new submits; recording the ones in flight. "
+                          "Ctrl-C again to exit at once.")  # fmt: skip
+
+
+class _RateColumn(ProgressColumn):
+    """Prompts finished per second."""
+
+    def render(self, task: ProgressTask) -> Text:
+        speed = task.speed
+        return Text(f"{speed:.2f}/s" if speed else "-/s")
+
+
+class _BatchView:
+    """A rich progress bar on a terminal; one plain line per finished prompt otherwise."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self._console = console
+        self._bar: Progress | None = None
+        if console.is_terminal:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("failed {task.fields[failed]}  pending {task.fields[pending]}"),
+                _RateColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            self._task = self._bar.add_task("done", total=total, failed=0, pending=total)
+
+    def __enter__(self) -> _BatchView:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def changed(self, progress: BatchProgress, item: BatchItem, state: BatchState) -> None:
+        if self._bar is not None:
+            finished = progress.done + progress.failed + progress.unknown
+            self._bar.update(
+                self._task, completed=finished, failed=progress.failed, pending=progress.pending
+            )
+            return
+        done = progress.done + progress.failed + progress.unknown
+        self._console.print(f"[{done}/{progress.total}] {state.phase}: {item.prompt[:60]}")
+
+
+def _print_batch_table(
+    console: Console, items: list[BatchItem], journal: Journal, progress: BatchProgress
+) -> None:
+    table = Table(title="picpik batch")
+    for column in ("prompt", "status", "task", "files"):
+        table.add_column(column)
+    for item in items:
+        state = journal.state(item.key)
+        files = ", ".join(state.files) or (state.error or "")[:60]
+        table.add_row(item.prompt[:40], state.phase, state.task_uid or "", files)
+    console.print(table)
+    console.print(
+        f"done {progress.done} (skipped {progress.skipped}), failed {progress.failed}, "
+        f"unknown outcome {progress.unknown}, pending {progress.pending}"
+    )
+
+
+@main.group()
+def tasks() -> None:
+    """Work with existing tasks."""
+
+
+@tasks.command("wait")
+@click.argument("task_uids", nargs=-1, required=True)
+@click.option(
+    "--out",
+    default="picpik-out",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait per task.")
+@_api_options
+def tasks_wait(task_uids: tuple[str, ...], **options: Any) -> None:
+    """Wait for tasks, download their images and print where they went."""
+    console = Console(highlight=False)
+
+    async def job() -> int:
+        failed = 0
+        async with _open_client(options) as client:
+
+            async def one(uid: str) -> None:
+                nonlocal failed
+                try:
+                    result = await client.wait(uid, options["timeout"])
+                    paths = await client.download(result, options["out"])
+                except PicpikError as error:
+                    failed += 1
+                    console.print(f"{uid}: {error}")
+                    return
+                for path in paths:
+                    console.print(f"{uid}: saved {path}")
+
+            async with anyio.create_task_group() as group:
+                for uid in task_uids:
+                    group.start_soon(one, uid)
+        return 1 if failed else 0
+
+    _run(options, job)
+
+
+@main.command()
+@_api_options
+def models(**options: Any) -> None:
+    """List the models the account can use."""
+    console = Console(highlight=False)
+
+    async def job() -> int:
+        async with _open_client(options) as client:
+            answer = await client.list_models()
+        table = Table(title="PICPIK models")
+        for column in ("kind", "name", "ModelCode", "official"):
+            table.add_column(column)
+        groups = {
+            "main": answer.main_models,
+            "lora": answer.lora_models,
+            "embedding": answer.embedding_models,
+            "hypernetwork": answer.hypernetwork_models,
+        }
+        for kind, group in groups.items():
+            for name, model in group.items():
+                official = (
+                    "" if model.is_official is None else ("yes" if model.is_official else "no")
+                )
+                table.add_row(kind, model.name or name, model.model_code, official)
+        console.print(table)
+        return 0
+
+    _run(options, job)
+
+
+@main.command()
+@_api_options
+def credits(**options: Any) -> None:
+    """Show the account's credit balance."""
+    console = Console(highlight=False)
+
+    async def job() -> int:
+        async with _open_client(options) as client:
+            balance = await client.get_credit_balance()
+        console.print(f"Total:     {balance.total_credits}")
+        console.print(f"Used:      {balance.used_credits}")
+        console.print(f"Remaining: {balance.remaining}")
+        if balance.expire_timestamp is not None:
+            expiry = datetime.fromtimestamp(balance.expire_timestamp, tz=UTC)
+            console.print(f"Expires:   {expiry:%Y-%m-%d %H:%M} UTC")
+        return 0
+
+    _run(options, job)
 
 
 if __name__ == "__main__":

@@ -416,3 +416,25 @@ async def test_smoke_over_a_real_socket() -> None:
             result = await client.generate("over tcp", width=64, height=64)
             assert (await result.images[0].read()).startswith(b"\x89PNG")
         assert emulator.counters.tasks_created == 1
+
+
+async def test_errors_in_the_block_propagate_unwrapped(emulator: Emulator) -> None:
+    """An exception inside `async with client` is raised as is, not as an ExceptionGroup."""
+    with pytest.raises(picpik.ValidationError):
+        async with make_client(emulator) as client:
+            await client.generate("x", width=10)
+    with pytest.raises(KeyError):
+        async with make_client(emulator):
+            raise KeyError("mine")
+
+
+async def test_outer_cancellation_closes_the_client() -> None:
+    """Cancelling around `async with client` ends it cleanly and closes its sockets."""
+    emulator = Emulator(latency=60)
+    client = make_client(emulator)
+    with anyio.move_on_after(0.2) as scope:
+        async with client:
+            await client.generate("never finishes")
+    assert scope.cancelled_caught
+    with pytest.raises(picpik.ClientClosedError):
+        await client.get_credit_balance()

@@ -57,7 +57,8 @@ DEFAULT_PUBLIC_KEY: Final = "emulator-public"
 #: The private key of the emulator's account when none is given. It is printed and
 #: documented on purpose: it protects nothing but a local test double.
 DEFAULT_PRIVATE_KEY: Final = "emulator-secret"
-#: The base URL to pair with `Emulator.transport()`; nothing listens there.
+#: The base URL to pair with `Emulator.transport()`; nothing listens there. A
+#: ``.localhost`` name is loopback (RFC 6761), so clients need not warn about plain http.
 DEFAULT_URL: Final = "http://emulator.picpik.localhost"
 
 _YEAR: Final = 365 * 24 * 60 * 60

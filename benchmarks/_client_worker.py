@@ -1,0 +1,260 @@
+"""Benchmark worker: one client, one scenario, in its own process; prints one JSON line.
+
+Run by `run.py` with ``sys.executable``, so the CPU seconds and the resident
+memory it reports belong to that client alone.
+
+Two clients:
+
+* ``picpik``: ``AsyncClient.generate_many(prompts, max_concurrency=N)`` with the
+  library's default `PollSettings` and `RetryPolicy` (64x64 images, no download).
+* ``per-task``: what openai-python, replicate, fal-client and Runware do: one
+  poll loop per job, each sending ``ListTasksDetails([uid])`` every ``interval``
+  seconds until the task is over. A plain httpx script (one ``httpx.AsyncClient``
+  with generous limits) that signs with `picpik_async.sign` and writes bodies with
+  the library's `dumps`, so both clients pay the same for signing and encoding.
+
+Every timestamp is ``time.monotonic()``, the clock the emulator stamps tasks with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from picpik_async import AsyncClient, PicpikError, sign
+from picpik_async._signing import dumps
+from picpik_async.testing import DEFAULT_PRIVATE_KEY, DEFAULT_PUBLIC_KEY
+
+SIZE = 64  # small images: the benchmark is about protocol cost, not pixels
+TERMINAL_WORDS = frozenset({"Finished", "Error"})  # the emulator's (legacy) words
+# Generous limits for the per-task script, as peers ship them (openai-python allows
+# 1000 connections); keep-alive for all of them, so it never pays for reconnecting.
+PER_TASK_CONNECTIONS = 1000
+
+
+def rss_kb() -> int:
+    """This process's resident set size now, in KiB."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    except OSError:  # not Linux: the high-water mark is the best we have
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_rss_kb() -> int:
+    """The highest resident set size this process ever had, in KiB (Linux units)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class Recorder:
+    """When each task's result reached the caller, and the memory while all were pending."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.returned: dict[str, float] = {}
+        self.errors: list[str] = []
+        self.rss_all_pending = 0
+        self.rss_baseline = 0
+        self.t0 = self.cpu0 = 0.0
+
+    def start(self) -> None:
+        gc.collect()
+        self.rss_baseline = rss_kb()
+        self.cpu0 = time.process_time()
+        self.t0 = time.monotonic()
+
+    def done(self, uid: str) -> None:
+        now = time.monotonic()
+        if not self.rss_all_pending:
+            # The first result: until now every one of the N prompts was in flight.
+            self.rss_all_pending = rss_kb()
+        self.returned[uid] = now
+
+    def failed(self, error: BaseException) -> None:
+        if not self.rss_all_pending:
+            self.rss_all_pending = rss_kb()
+        self.errors.append(f"{type(error).__name__}: {error}"[:200])
+
+    def result(self, **extra: Any) -> dict[str, Any]:
+        cpu = time.process_time() - self.cpu0
+        ends = list(self.returned.values())
+        return {
+            "n": self.n,
+            "t0": self.t0,
+            "t_end": max(ends) if ends else time.monotonic(),
+            "returned": self.returned,
+            "errors": len(self.errors),
+            "error_samples": self.errors[:5],
+            "cpu_seconds": cpu,
+            "rss_baseline_kb": self.rss_baseline,
+            "rss_all_pending_kb": self.rss_all_pending,
+            "rss_peak_kb": peak_rss_kb(),
+            **extra,
+        }
+
+
+# --- our client -------------------------------------------------------------------
+
+
+async def run_picpik(url: str, prompts: list[str], deadline: float) -> dict[str, Any]:
+    recorder = Recorder(len(prompts))
+    timed_out = False
+    async with AsyncClient(
+        public_key=DEFAULT_PUBLIC_KEY, private_key=DEFAULT_PRIVATE_KEY, base_url=url
+    ) as client:
+        await client.get_credit_balance()  # warm-up: a connection, every lazy import
+        recorder.start()
+        try:
+            async with asyncio.timeout(deadline):
+                async for item in client.generate_many(
+                    prompts,
+                    max_concurrency=len(prompts),
+                    return_exceptions=True,
+                    width=SIZE,
+                    height=SIZE,
+                ):
+                    if isinstance(item, PicpikError):
+                        recorder.failed(item)
+                    else:
+                        recorder.done(item.task_uid)
+        except TimeoutError:
+            timed_out = True
+        settings = {"poll": repr(client.poll), "retry": repr(client.retry)}
+    return recorder.result(timed_out=timed_out, settings=settings)
+
+
+# --- the per-task polling baseline -----------------------------------------------------
+
+
+class PerTask:
+    """One poll loop per job, as peer SDKs poll; signs with `picpik_async.sign`."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, interval: float) -> None:
+        self.http = http
+        self.url = url.rstrip("/") + "/"
+        self.interval = interval
+
+    async def call(self, body: dict[str, Any]) -> dict[str, Any]:
+        body["PublicKey"] = DEFAULT_PUBLIC_KEY
+        body["request_uuid"] = str(uuid.uuid4())
+        body["Signature"] = sign(body, DEFAULT_PRIVATE_KEY)
+        headers = {"Content-Type": "application/json"}
+        response = await self.http.post(self.url, content=dumps(body), headers=headers)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        if answer.get("RetCode") != 0:
+            raise RuntimeError(f"RetCode {answer.get('RetCode')}: {answer.get('Message')}")
+        return answer
+
+    async def submit(self, prompt: str) -> str:
+        # The very body `AsyncClient.generate(prompt, width=64, height=64)` sends.
+        answer = await self.call(
+            {
+                "Action": "GenerateImagesSDXL",
+                "MainModel": {"ModelCode": "PICPIK General"},
+                "SubModelList": [],
+                "PositivePrompts": [prompt],
+                "NegativePrompts": [],
+                "TranslatePrompts": True,
+                "Seed": -1,
+                "Width": SIZE,
+                "Height": SIZE,
+                "BatchSize": 1,
+                "Tiling": False,
+                "ImageAndMaskList": [],
+            }
+        )
+        return str(answer["TaskUID"])
+
+    async def poll(self, uid: str) -> dict[str, Any] | None:
+        answer = await self.call({"Action": "ListTasksDetails", "TaskUIDList": [uid]})
+        details = answer.get("TaskDetailList") or []
+        return details[0] if details else None
+
+    async def job(self, prompt: str, recorder: Recorder) -> None:
+        try:
+            uid = await self.submit(prompt)
+        except (httpx.HTTPError, RuntimeError) as error:
+            recorder.failed(error)
+            return
+        while True:  # bounded by the run's deadline
+            # Like replicate's wait() and openai's poll helpers: sleep, then ask again.
+            await asyncio.sleep(self.interval)
+            try:
+                detail = await self.poll(uid)
+            except (httpx.HTTPError, RuntimeError) as error:
+                recorder.errors.append(f"poll: {type(error).__name__}: {error}"[:200])
+                continue
+            if detail and (detail.get("Status") in TERMINAL_WORDS or detail.get("ErrorCode")):
+                recorder.done(uid)
+                return
+
+
+async def run_per_task(
+    url: str, prompts: list[str], interval: float, deadline: float
+) -> dict[str, Any]:
+    recorder = Recorder(len(prompts))
+    limits = httpx.Limits(
+        max_connections=PER_TASK_CONNECTIONS, max_keepalive_connections=PER_TASK_CONNECTIONS
+    )
+    timed_out = False
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0, pool=None)) as http:
+        runner = PerTask(http, url, interval)
+        await runner.call({"Action": "GetCreditBalance"})  # warm-up, as for our client
+        recorder.start()
+        try:
+            async with asyncio.timeout(deadline), asyncio.TaskGroup() as group:
+                for prompt in prompts:
+                    group.create_task(runner.job(prompt, recorder))
+        except TimeoutError:
+            timed_out = True
+    settings = {"interval": interval, "connections": PER_TASK_CONNECTIONS}
+    return recorder.result(timed_out=timed_out, settings=settings)
+
+
+# --- process plumbing ---------------------------------------------------------------------
+
+
+def _watch_parent() -> None:
+    """Exit if the benchmark runner goes away (we are re-parented)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--client", choices=["picpik", "per-task"], required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--interval", type=float, default=1.0, help="per-task poll interval")
+    parser.add_argument("--deadline", type=float, default=300.0, help="seconds for the run")
+    args = parser.parse_args(argv)
+    if not args.url.startswith("http://127.0.0.1:"):
+        parser.error("the benchmark only talks to loopback (http://127.0.0.1:PORT)")
+    threading.Thread(target=_watch_parent, daemon=True).start()
+
+    prompts = [f"benchmark prompt {i}: a lighthouse at dusk" for i in range(args.n)]
+    if args.client == "picpik":
+        result = asyncio.run(run_picpik(args.url, prompts, args.deadline))
+    else:
+        result = asyncio.run(run_per_task(args.url, prompts, args.interval, args.deadline))
+    result["client"] = args.client
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
