@@ -1,0 +1,236 @@
+"""The picpik command line, driven with click's CliRunner (and one real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from picpik_async import sign
+from picpik_async._signing import dumps
+from picpik_async.cli import main
+from picpik_async.testing import EmulatorServer
+
+CONTROL = "\x1b"
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    """A CliRunner in an empty folder with no PICPIK variables set."""
+    for name in ("PICPIK_PUBLIC_KEY", "PICPIK_PRIVATE_KEY", "PICPIK_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner()
+
+
+@pytest.fixture
+def server() -> Iterator[EmulatorServer]:
+    """An emulator served on a loopback port."""
+    with EmulatorServer(latency=0.2, seed=4) as running:
+        yield running
+
+
+def keys(server: EmulatorServer) -> list[str]:
+    """The options that point the CLI at the served emulator."""
+    emulator = server.emulator
+    return [
+        "--base-url",
+        server.url,
+        "--public-key",
+        emulator.public_key,
+        "--private-key",
+        emulator.private_key,
+    ]
+
+
+def invoke(runner: CliRunner, *args: str) -> Result:
+    """Run picpik with arguments."""
+    return runner.invoke(main, list(args), catch_exceptions=False)
+
+
+def test_help_lists_every_command(runner: CliRunner) -> None:
+    """picpik --help names generate, batch, tasks, models, credits and emulator."""
+    result = invoke(runner, "--help")
+    assert result.exit_code == 0
+    for command in ("generate", "batch", "tasks", "models", "credits", "emulator"):
+        assert command in result.output
+
+
+def test_generate_with_the_embedded_emulator_writes_pngs(runner: CliRunner) -> None:
+    """The README's main job: PNG files in ./picpik-out and a summary."""
+    result = invoke(runner, "generate", "a red apple", "--emulator", "--width", "128",
+                    "--height", "96", "--batch-size", "2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files = sorted(Path("picpik-out").glob("*.png"))
+    assert len(files) == 2
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in files)
+    for word in ("TaskUID:", "Seed:", "Credits:", "Saved:"):
+        assert word in result.output
+    assert files[0].name.endswith("-0.png")
+    assert CONTROL not in result.output
+
+
+def test_generate_bad_input_is_one_line(runner: CliRunner) -> None:
+    """An out-of-range option exits 2 with the field and range, no traceback."""
+    result = invoke(runner, "generate", "x", "--emulator", "--width", "10")
+    assert result.exit_code == 2
+    assert "width must be an integer in 64..2560" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_keys_are_reported(runner: CliRunner) -> None:
+    """Without keys (and without --emulator) the CLI says which variable to set."""
+    result = invoke(runner, "credits")
+    assert result.exit_code == 2
+    assert "PICPIK_PUBLIC_KEY" in result.output
+
+
+def test_bad_key_is_an_auth_failure(runner: CliRunner, server: EmulatorServer) -> None:
+    """A wrong private key exits 3 and never prints the key."""
+    args = keys(server)
+    args[-1] = "wrong-secret-key"
+    result = invoke(runner, "credits", *args)
+    assert result.exit_code == 3
+    assert "wrong-secret-key" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_timeout_exits_4(runner: CliRunner) -> None:
+    """--timeout shorter than the task exits 4."""
+    with EmulatorServer(latency=30) as slow:
+        result = invoke(runner, "generate", "slow", "--timeout", "0.3", *keys(slow))
+    assert result.exit_code == 4
+    assert "not finished after" in result.output
+
+
+def test_debug_shows_the_traceback(runner: CliRunner) -> None:
+    """--debug lets the exception through."""
+    result = runner.invoke(main, ["generate", "x", "--emulator", "--width", "10", "--debug"])
+    assert result.exit_code != 0
+    assert result.exception is not None
+
+
+def test_models_and_credits(runner: CliRunner, server: EmulatorServer) -> None:
+    """models prints a table; credits prints total, used, remaining and expiry."""
+    models = invoke(runner, "models", *keys(server))
+    assert models.exit_code == 0
+    assert "PICPIK General" in models.output
+    credits = invoke(runner, "credits", *keys(server))
+    assert credits.exit_code == 0
+    for word in ("Total:", "Used:", "Remaining:", "Expires:"):
+        assert word in credits.output
+
+
+def test_tasks_wait_downloads(runner: CliRunner, server: EmulatorServer) -> None:
+    """tasks wait UID waits, downloads and prints the file names."""
+    emulator = server.emulator
+    body = {
+        "Action": "GenerateImagesSDXL",
+        "PublicKey": emulator.public_key,
+        "MainModel": {"ModelCode": "PICPIK General"},
+        "PositivePrompts": ["made elsewhere"],
+        "Width": 64,
+        "Height": 64,
+        "ImageAndMaskList": [],
+    }
+    body["Signature"] = sign(body, emulator.private_key)
+    answer = httpx.post(server.url, content=dumps(body)).json()
+    uid = answer["TaskUID"]
+    result = invoke(runner, "tasks", "wait", uid, "--out", "done", *keys(server))
+    assert result.exit_code == 0, result.output
+    assert f"{uid}-0.png" in result.output
+    assert (Path("done") / f"{uid}-0.png").exists()
+
+
+def test_tasks_wait_reports_unknown_tasks(runner: CliRunner, server: EmulatorServer) -> None:
+    """A TaskUID the service never reports fails with a one-line reason."""
+    result = invoke(runner, "tasks", "wait", "no-such-task", "--timeout", "1", *keys(server))
+    assert result.exit_code == 1
+    assert "no-such-task" in result.output
+
+
+def test_batch_text_file_writes_journal_and_images(runner: CliRunner) -> None:
+    """A text batch saves every image and journals every step, in plain lines."""
+    Path("prompts.txt").write_text("a cat\n\n# skipped\na dog\na cat\n", encoding="utf-8")
+    result = invoke(runner, "batch", "prompts.txt", "--emulator", "--width", "64",
+                    "--height", "64", "--out", "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(list(Path("out").glob("*.png"))) == 3
+    events = [
+        json.loads(line) for line in Path("out/picpik-journal.jsonl").read_text().splitlines()
+    ]
+    assert [e["event"] for e in events].count("finished") == 3
+    assert len({e["key"] for e in events}) == 3  # the repeated prompt has its own key
+    assert "[3/3]" in result.output
+    assert CONTROL not in result.output
+
+
+def test_batch_jsonl_with_per_line_options(runner: CliRunner) -> None:
+    """JSONL lines carry their own options, over the command's defaults."""
+    lines = [{"prompt": "wide", "width": 128, "height": 64}, {"prompt": "default"}]
+    Path("p.jsonl").write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    result = invoke(runner, "batch", "p.jsonl", "--emulator", "--width", "64", "--height",
+                    "64", "--out", "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sizes = sorted(f.stat().st_size > 0 for f in Path("out").glob("*.png"))
+    assert len(sizes) == 2
+
+
+def test_batch_bad_jsonl_is_refused(runner: CliRunner) -> None:
+    """An unknown per-line option is a one-line error naming the line."""
+    Path("p.jsonl").write_text('{"prompt": "x", "colour": "red"}\n', encoding="utf-8")
+    result = invoke(runner, "batch", "p.jsonl", "--emulator")
+    assert result.exit_code == 2
+    assert "line 1" in result.output
+    assert "colour" in result.output
+
+
+def test_batch_failed_prompts_exit_1(runner: CliRunner, server: EmulatorServer) -> None:
+    """Failed tasks are journaled as failed and make the exit status 1."""
+    from picpik_async.testing import Faults
+
+    server.emulator.faults = Faults(task_failure=1.0)
+    Path("p.txt").write_text("doomed\n", encoding="utf-8")
+    result = invoke(runner, "batch", "p.txt", "--out", "out", *keys(server))
+    assert result.exit_code == 1
+    assert "failed 1" in result.output
+
+
+def test_batch_interrupted_then_resumed_creates_each_task_once(tmp_path: Path) -> None:
+    """Ctrl-C after two seconds, then a re-run: 40 images, exactly 40 tasks created."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(f"prompt number {i}" for i in range(40)), encoding="utf-8")
+    out = tmp_path / "out"
+    with EmulatorServer(latency=1.0, seed=9) as served:
+        command = [sys.executable, "-m", "picpik_async.cli", "batch", str(prompts),
+                   "--out", str(out), "--concurrency", "8", "--width", "64", "--height", "64",
+                   *keys(served)]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PICPIK_")}
+        first = subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        time.sleep(2)
+        first.send_signal(signal.SIGINT)
+        output, _ = first.communicate(timeout=60)
+        assert first.returncode == 130, output
+        assert "Stopping" in output
+        created_first = served.emulator.counters.tasks_created
+        assert 0 < created_first < 40
+        second = subprocess.run(  # noqa: S603
+            command, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert second.returncode == 0, second.stdout + second.stderr
+        counters = served.emulator.counters
+    assert len(list(out.glob("*.png"))) == 40
+    assert counters.tasks_created == 40
+    assert counters.duplicate_tasks() == {}
+    assert CONTROL not in second.stdout
