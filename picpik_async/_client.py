@@ -513,16 +513,30 @@ def _request_kwargs(generate_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
+    """The answer's body, refused past MAX_RESPONSE_BYTES.
+
+    An oversized stream is closed, then iterated to its end rather than
+    abandoned: an abandoned async generator is finalised late (trio warns).
+    """
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         raise ProtocolError(f"answer declares {declared} bytes, more than {MAX_RESPONSE_BYTES}")
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise ProtocolError(f"answer is larger than {MAX_RESPONSE_BYTES} bytes")
-        parts.append(chunk)
+    too_big = False
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if not too_big and size > MAX_RESPONSE_BYTES:
+                too_big = True
+                parts.clear()
+                await response.aclose()
+            if not too_big:
+                parts.append(chunk)
+    except httpx.StreamClosed:
+        pass
+    if too_big:
+        raise ProtocolError(f"answer is larger than {MAX_RESPONSE_BYTES} bytes")
     return b"".join(parts)
 
 
