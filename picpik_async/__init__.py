@@ -1,5 +1,8 @@
 """picpik_async: an async client for the PICPIK image generation API.
 
+`AsyncClient` is the client for asyncio and trio; `Client` is its blocking
+facade for scripts and notebooks.
+
 Example:
     >>> import picpik_async as picpik
     >>> picpik.sign({"Action": "ListModels", "PublicKey": "abcdefg"}, "123456")
@@ -8,6 +11,33 @@ Example:
 
 from __future__ import annotations
 
+from ._actions import (
+    ApplyReferencePattern,
+    ApplyReferenceStyle,
+    BatchSubmitResponse,
+    ControlNet,
+    ControlNetModel,
+    Coordinate,
+    DescribeImages,
+    ExtractContents,
+    Foreground,
+    GenerateBackgrounds,
+    GenerateImages,
+    GeneratePatternsFromImage,
+    GenerationOptions,
+    GenerationRequest,
+    ListControlNets,
+    ListControlNetsResponse,
+    Mask,
+    MattingOptions,
+    ModifyMaskedPixels,
+    RemoveBackground,
+    RemoveBackgroundsInBatch,
+    RemoveContents,
+    ResizeImage,
+    RestoreFaces,
+    SwitchFace,
+)
 from ._client import AsyncClient
 from ._errors import (
     APIError,
@@ -48,39 +78,66 @@ from ._polling import PollSettings, task_status
 from ._results import GeneratedImage, GenerationResult
 from ._retry import RetryEvent, RetryPolicy
 from ._signing import sign
+from ._sync import Client
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "APIError",
+    "ApplyReferencePattern",
+    "ApplyReferenceStyle",
     "AsyncClient",
     "AuthenticationError",
+    "BatchSubmitResponse",
+    "Client",
     "ClientClosedError",
+    "ControlNet",
+    "ControlNetModel",
+    "Coordinate",
     "CreditBalance",
+    "DescribeImages",
     "Envelope",
+    "ExtractContents",
+    "Foreground",
+    "GenerateBackgrounds",
+    "GenerateImages",
     "GenerateImagesSDXL",
+    "GeneratePatternsFromImage",
     "GeneratedImage",
+    "GenerationOptions",
+    "GenerationRequest",
     "GenerationResult",
     "GetCreditBalance",
     "Image2Image",
     "ImageExpiredError",
     "InferenceParams",
+    "ListControlNets",
+    "ListControlNetsResponse",
     "ListModels",
     "ListModelsResponse",
     "ListRunningTasks",
     "ListRunningTasksResponse",
     "ListTasksDetails",
     "ListTasksDetailsResponse",
+    "Mask",
+    "MattingOptions",
     "Model",
+    "ModifyMaskedPixels",
     "PicpikError",
     "PollSettings",
     "ProtocolError",
     "RateLimitError",
+    "RemoveBackground",
+    "RemoveBackgroundsInBatch",
+    "RemoveContents",
     "Request",
+    "ResizeImage",
+    "RestoreFaces",
     "RetryEvent",
     "RetryPolicy",
     "SubmitOutcomeUnknownError",
     "SubmitResponse",
+    "SwitchFace",
     "TaskDetail",
     "TaskFailedError",
     "TaskHandle",

@@ -11,17 +11,41 @@ import ipaddress
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Self, TypeVar, Unpack
 
 import anyio
 import attrs
 import httpx
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._actions import (
+    ApplyReferenceStyle,
+    ControlNet,
+    Coordinate,
+    DescribeImages,
+    ExtractContents,
+    GenerateImages,
+    GenerationOptions,
+    ListControlNets,
+    ListControlNetsResponse,
+    Mask,
+    MattingOptions,
+    ModifyMaskedPixels,
+    RemoveBackground,
+    RemoveBackgroundsInBatch,
+    RemoveContents,
+    ResizeImage,
+    RestoreFaces,
+    SwitchFace,
+    as_coordinates,
+    check_options,
+    generation_fields,
+    task_uids_of,
+)
 from ._errors import ClientClosedError, PicpikError, ProtocolError, ValidationError
 from ._images import Downloader, ImageInput, extension_for, to_data_uri
 from ._models import (
@@ -53,7 +77,7 @@ from ._results import GenerationResult
 from ._retry import RetryEvent, RetryPolicy
 from ._waiter import TaskWaiter
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncClient"]
+__all__ = ["DEFAULT_BASE_URL", "AsyncClient", "ResultStream"]
 
 R = TypeVar("R")
 logger: Final = logging.getLogger("picpik_async")
@@ -90,6 +114,60 @@ def _key(value: str | None, env: str, name: str) -> str:
     if not key or not key.strip():
         raise ValidationError(f"{name} is missing: pass {name}=... or set {env}")
     return key
+
+
+class ResultStream:
+    """The results of `generate_many()`: an async iterator, and an async context manager.
+
+    Not an async generator on purpose: leaving the loop early needs no
+    `aclosing()` (trio warns about abandoned async generators); the prompts
+    still in flight are cancelled when the stream is closed or dropped.
+    """
+
+    def __init__(
+        self,
+        receive: MemoryObjectReceiveStream[GenerationResult | Exception],
+        scope: anyio.CancelScope,
+        *,
+        return_exceptions: bool,
+    ) -> None:
+        self._receive = receive
+        self._scope = scope
+        self._return_exceptions = return_exceptions
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> GenerationResult | PicpikError:
+        try:
+            item = await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self._close()
+            raise StopAsyncIteration from None
+        if isinstance(item, PicpikError) and self._return_exceptions:
+            return item
+        if isinstance(item, Exception):
+            self._close()
+            raise item
+        return item
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._close()
+
+    async def aclose(self) -> None:
+        """Stop: prompts still in flight are cancelled."""
+        self._close()
+
+    def _close(self) -> None:
+        self._scope.cancel()
+        self._receive.close()
+
+    def __del__(self) -> None:
+        # Dropped mid-loop (a `break`): stop the work nobody will read.
+        self._close()
 
 
 class AsyncClient:
@@ -374,19 +452,21 @@ class AsyncClient:
         handle = await self.submit(request)
         return await self.wait(handle, timeout, prompt=prompt)
 
-    async def generate_many(
+    def generate_many(
         self,
         prompts: Iterable[str],
         *,
         max_concurrency: int = 32,
         return_exceptions: bool = False,
         **generate_kwargs: Any,
-    ) -> AsyncIterator[GenerationResult | PicpikError]:
-        """Generate for many prompts at once; yields results in completion order.
+    ) -> ResultStream:
+        """Generate for many prompts at once; iterate the results in completion order.
 
         At most `max_concurrency` prompts are in flight. With `return_exceptions`
         a failed prompt yields its `PicpikError` (its `prompt` attribute says
-        which) instead of stopping the run. Leaving the loop early cancels the rest.
+        which) instead of ending the loop. Bad options and prompts raise
+        `ValidationError` here, before any I/O. Leaving the loop early (or
+        `aclose()`) cancels the prompts still in flight.
 
         Example:
             >>> # async for result in client.generate_many(["a cat", "a dog"], width=768):
@@ -396,43 +476,43 @@ class AsyncClient:
             raise ValidationError(
                 f"max_concurrency must be an integer >= 1, got {max_concurrency!r}"
             )
-        sdxl_request("probe", **_request_kwargs(generate_kwargs))  # bad options fail before any I/O
+        options = _request_kwargs(generate_kwargs)
+        checked = [sdxl_request(p, **options).positive_prompts[0] for p in prompts]
         if self._task_group is None or self._closed:
             raise RuntimeError(
                 "generate_many() needs the client open: use `async with AsyncClient(...)`"
             )
-        send, receive = anyio.create_memory_object_stream[GenerationResult | PicpikError](math.inf)
+        send, receive = anyio.create_memory_object_stream[GenerationResult | Exception](math.inf)
         scope = anyio.CancelScope()
         self._task_group.start_soon(
-            self._run_many, scope, prompts, max_concurrency, send, generate_kwargs
+            self._run_many, scope, checked, max_concurrency, send, generate_kwargs
         )
-        try:
-            async with receive:
-                async for item in receive:
-                    if isinstance(item, PicpikError) and not return_exceptions:
-                        raise item
-                    yield item
-        finally:
-            scope.cancel()
+        return ResultStream(receive, scope, return_exceptions=return_exceptions)
 
     async def _run_many(
         self,
         scope: anyio.CancelScope,
-        prompts: Iterable[str],
+        prompts: list[str],
         max_concurrency: int,
-        send: MemoryObjectSendStream[GenerationResult | PicpikError],
+        send: MemoryObjectSendStream[GenerationResult | Exception],
         kwargs: dict[str, Any],
     ) -> None:
+        """Feed generate_many(): runs in the client's task group, stopped by `scope`.
+
+        Every outcome, errors included, goes to the stream: nothing raised here
+        may reach (and cancel) the client's task group.
+        """
         slots = anyio.Semaphore(max_concurrency)
 
         async def one(prompt: str) -> None:
+            item: GenerationResult | Exception
             try:
-                item: GenerationResult | PicpikError = await self.generate(prompt, **kwargs)
-            except PicpikError as error:
-                error.prompt = prompt
+                item = await self.generate(prompt, **kwargs)
+            except Exception as error:  # handed to the consumer, who raises or yields it
+                if isinstance(error, PicpikError):
+                    error.prompt = prompt
                 item = error
-            finally:
-                slots.release()
+            slots.release()
             await send.send(item)
 
         with scope, send:
@@ -461,6 +541,262 @@ class AsyncClient:
             for i in range(len(result.images)):
                 group.start_soon(save, i)
         return paths
+
+    # --- every other action (issue 8; picpik-api.md sections 3.2-3.17) ------------------
+    # Each method turns image inputs into data URIs, builds the typed request
+    # (validated before any I/O), submits it and waits. `timeout` bounds the wait.
+
+    async def submit_tasks(
+        self, request: Request[SubmitResponse], *, request_uuid: str | None = None
+    ) -> list[TaskHandle]:
+        """Like `submit()`, but a handle for every task the answer names.
+
+        RemoveBackgroundsInBatch may answer one TaskUID or a list (section 8.8);
+        `submit()` would return only the first.
+
+        Example:
+            >>> # handles = await client.submit_tasks(RemoveBackgroundsInBatch(raw_images=uris))
+        """
+        if not request.creates_task:
+            raise ValidationError(f"{request.action} does not create a task; use call()")
+        uuid = request_uuid or new_request_uuid()
+        answer = await self.call(request, request_uuid=uuid)
+        return [TaskHandle(uid, uuid) for uid in task_uids_of(answer)]
+
+    async def submit_and_wait(
+        self,
+        request: Request[SubmitResponse],
+        timeout: float | None = None,
+        *,
+        prompt: str | None = None,
+    ) -> GenerationResult:
+        """Submit any task-creating request and wait for its result.
+
+        Example:
+            >>> # result = await client.submit_and_wait(GenerateBackgrounds(...), timeout=300)
+        """
+        handle = await self.submit(request)
+        return await self.wait(handle, timeout, prompt=prompt)
+
+    async def generate_sd15(
+        self,
+        prompt: str,
+        *,
+        images: Sequence[ImageInput] = (),
+        image2image: Image2Image | None = None,
+        control_nets: Sequence[ControlNet] = (),
+        tileable: bool | None = None,
+        timeout: float | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> GenerationResult:
+        """Generate with an SD1.5 model, optionally with ControlNets (GenerateImages, 3.3).
+
+        `images` become `ImageAndMaskList`; `image2image` and each `ControlNet`
+        point into it by index.
+
+        Example:
+            >>> # result = await client.generate_sd15("a cat", images=["pose.png"],
+            >>> #     control_nets=[ControlNet(image_index=0)], width=768, seed=7)
+        """
+        request = GenerateImages(
+            **generation_fields(prompt, options, default_model=DEFAULT_MODEL),
+            image_and_mask_list=[await to_data_uri(i) for i in images] or None,
+            image2image=image2image,
+            control_net_list=list(control_nets) or None,
+            tileable=tileable,
+        )
+        return await self.submit_and_wait(request, timeout, prompt=prompt)
+
+    async def upscale(
+        self, image: ImageInput, *, width: int, height: int, timeout: float | None = None
+    ) -> GenerationResult:
+        """Resize an image to width x height (64..4096) with AI detail (ResizeImage, 3.14).
+
+        Example:
+            >>> # result = await client.upscale("photo.png", width=2048, height=2048)
+        """
+        request = ResizeImage(image=await to_data_uri(image), width=width, height=height)
+        return await self.submit_and_wait(request, timeout)
+
+    async def remove_background(
+        self,
+        image: ImageInput,
+        *,
+        box: Sequence[int] | None = None,
+        timeout: float | None = None,
+        **options: Unpack[MattingOptions],
+    ) -> GenerationResult:
+        """Cut out the subject, or get its mask with `only_mask=True` (RemoveBackground, 3.10).
+
+        Example:
+            >>> # result = await client.remove_background("shoe.jpg", only_mask=True)
+        """
+        check_options(options, MattingOptions)
+        uri = await to_data_uri(image)
+        request = RemoveBackground(raw_image=uri, box=box, **options)
+        return await self.submit_and_wait(request, timeout)
+
+    async def remove_backgrounds(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        timeout: float | None = None,
+        **options: Unpack[MattingOptions],
+    ) -> list[GenerationResult]:
+        """RemoveBackground for many images in one request (RemoveBackgroundsInBatch, 3.11).
+
+        Returns one result per task the service created (one, or one per image).
+
+        Example:
+            >>> # results = await client.remove_backgrounds(["a.png", "b.png"])
+        """
+        check_options(options, MattingOptions)
+        uris = [await to_data_uri(i) for i in images]
+        handles = await self.submit_tasks(RemoveBackgroundsInBatch(raw_images=uris, **options))
+        return [await self.wait(handle, timeout) for handle in handles]
+
+    async def extract_contents(
+        self,
+        image: ImageInput,
+        include_points: Sequence[Coordinate | tuple[int, int]],
+        *,
+        exclude_points: Sequence[Coordinate | tuple[int, int]] = (),
+        timeout: float | None = None,
+        **options: Unpack[MattingOptions],
+    ) -> GenerationResult:
+        """Cut out the content around clicked (x, y) points (ExtractContents, 3.12).
+
+        Example:
+            >>> # result = await client.extract_contents("room.png", [(72, 270)])
+        """
+        check_options(options, MattingOptions)
+        request = ExtractContents(
+            raw_image=await to_data_uri(image),
+            include_point_list=as_coordinates(include_points),
+            exclude_point_list=as_coordinates(exclude_points) or None,
+            **options,
+        )
+        return await self.submit_and_wait(request, timeout)
+
+    async def remove_contents(
+        self,
+        image: ImageInput,
+        mask: ImageInput,
+        *,
+        invert_mask: bool | None = None,
+        mask_blur: int | None = None,
+        timeout: float | None = None,
+    ) -> GenerationResult:
+        """Erase what the mask marks white (RemoveContents, 3.13).
+
+        Example:
+            >>> # result = await client.remove_contents("room.png", "mask.png", mask_blur=8)
+        """
+        raw, mask_uri = await to_data_uri(image), await to_data_uri(mask)
+        request = RemoveContents(
+            raw_image=raw, mask=mask_uri, invert_mask=invert_mask, mask_blur=mask_blur
+        )
+        return await self.submit_and_wait(request, timeout)
+
+    async def inpaint(
+        self,
+        image: ImageInput,
+        mask: ImageInput,
+        prompt: str | None = None,
+        *,
+        mask_fields: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> GenerationResult:
+        """Redraw the masked area of an image (ModifyMaskedPixels, 3.5).
+
+        `ImageAndMaskList` is `[image, mask]`. The `Masked` type's fields are
+        unpublished (section 4.6): pass them, by wire name, in `mask_fields`.
+
+        Example:
+            >>> # result = await client.inpaint("room.png", "mask.png", "a green sofa")
+        """
+        request = ModifyMaskedPixels(
+            **generation_fields(prompt, options, default_model=DEFAULT_MODEL),
+            masked=Mask(extra_fields=mask_fields or {}),
+            image_and_mask_list=[await to_data_uri(image), await to_data_uri(mask)],
+        )
+        return await self.submit_and_wait(request, timeout, prompt=prompt)
+
+    async def apply_style(
+        self,
+        image: ImageInput,
+        style_image: ImageInput,
+        prompt: str | None = None,
+        *,
+        strength: float | None = None,
+        timeout: float | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> GenerationResult:
+        """Redraw an image in the style of another (ApplyReferenceStyle, 3.6).
+
+        Example:
+            >>> # result = await client.apply_style("room.png", "van-gogh.jpg", strength=0.6)
+        """
+        request = ApplyReferenceStyle(
+            **generation_fields(prompt, options, default_model=DEFAULT_MODEL),
+            image_list=[await to_data_uri(image), await to_data_uri(style_image)],
+            raw_image_index=0,
+            style_image_index=1,
+            style_refer_strength=strength,
+        )
+        return await self.submit_and_wait(request, timeout, prompt=prompt)
+
+    async def restore_faces(
+        self, image: ImageInput, *, strength: float | None = None, timeout: float | None = None
+    ) -> GenerationResult:
+        """Repair deformed faces, strength 0..1 (RestoreFaces, 3.15).
+
+        Example:
+            >>> # result = await client.restore_faces("portrait.png", strength=0.8)
+        """
+        request = RestoreFaces(raw_image=await to_data_uri(image), restore_strength=strength)
+        return await self.submit_and_wait(request, timeout)
+
+    async def swap_face(
+        self,
+        image: ImageInput,
+        new_face: ImageInput,
+        *,
+        face_index: int | None = None,
+        timeout: float | None = None,
+    ) -> GenerationResult:
+        """Replace a face (1-based `face_index`, 1..100) with another (SwitchFace, 3.16).
+
+        Example:
+            >>> # result = await client.swap_face("group.png", "me.png", face_index=2)
+        """
+        raw, face = await to_data_uri(image), await to_data_uri(new_face)
+        request = SwitchFace(raw_image=raw, new_face_image=face, raw_face_index=face_index)
+        return await self.submit_and_wait(request, timeout)
+
+    async def describe(
+        self, *images: ImageInput, language: str | None = None, timeout: float | None = None
+    ) -> list[str]:
+        """Describe images in words; returns the texts (DescribeImages, 3.17).
+
+        `language` is an output language code of section 3.17: en zh ja ko fr es it de
+        tr ru pt vi id th ms (the service default is `en`).
+
+        Example:
+            >>> # texts = await client.describe("cat.png", language="fr")
+        """
+        uris = [await to_data_uri(image) for image in images]
+        request = DescribeImages(image_list=uris, translate_description=language)
+        return list((await self.submit_and_wait(request, timeout)).texts)
+
+    async def list_control_nets(self) -> ListControlNetsResponse:
+        """The ControlNet models and pre-processors, keyed by name (ListControlNets, 3.2).
+
+        Example:
+            >>> # catalogue = await client.list_control_nets()
+        """
+        return await self.call(ListControlNets())
 
 
 def sdxl_request(

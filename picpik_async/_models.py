@@ -4,6 +4,14 @@ PURE: no I/O, no anyio, no httpx. Attributes are snake_case; the PascalCase wire
 names live only in `_wire.py`. Every request validates itself when it is made,
 so nothing out of range can reach the wire (ranges: picpik-api.md sections 3.0,
 4.1-4.3 and 7).
+
+Extra wire fields: the docs leave some field lists open (sections 4.3-4.7 and
+8.6). Every request, and each partially documented nested type, takes a
+keyword-only ``extra_fields`` mapping of *wire* names to JSON values that is
+merged into its wire form as given (never renamed, never guessed). A key that
+names a known field of that type (in any spelling: ``Width``, ``width``) or,
+for a request, a common field (``Action``, ``PublicKey``, ``Signature``,
+``request_uuid``) is refused, so extras can only add, never override.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import attrs
 from attrs import field, frozen
 
 from ._errors import ValidationError
+from ._signing import encode_value
 
 __all__ = [
     "CreditBalance",
@@ -43,6 +52,8 @@ SEED_MIN, SEED_MAX = -1, 2_147_483_647
 SIZE_MIN, SIZE_MAX = 64, 2560
 BATCH_MIN, BATCH_MAX = 1, 16
 RESIZE_MODES = ("JustResize", "CropAndResize", "ResizeAndFill")
+# The common request fields (section 1.2): the protocol sets them, extras may not.
+COMMON_FIELDS = ("Action", "PublicKey", "Signature", "request_uuid")
 
 R = TypeVar("R")
 
@@ -147,6 +158,45 @@ def _one_of(choices: Sequence[str]) -> Any:
     return check
 
 
+def _to_extras(value: Mapping[str, Any]) -> dict[str, Any]:
+    # A private copy, so a caller's later change to its dict cannot reach the wire;
+    # anything but a mapping is left for the validator to refuse with the field's name.
+    raw: object = value
+    return dict(value) if isinstance(raw, Mapping) else cast("dict[str, Any]", raw)
+
+
+def _fold(name: str) -> str:
+    """One spelling for all spellings of a field name: `Width`, `width`; `CFGScale`, `cfg_scale`."""
+    return name.replace("_", "").casefold()
+
+
+def _check_extras(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    where = _where(instance, attribute)
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise ValidationError(
+            f"{where} must be a mapping of wire field names (non-empty strings) to values, "
+            f"got {value!r:.80}"
+        )
+    fields = attrs.fields(cast("type[attrs.AttrsInstance]", type(instance)))
+    known = {_fold(a.name): a.name for a in fields if a is not attribute}
+    common = {_fold(name): name for name in COMMON_FIELDS} if isinstance(instance, Request) else {}
+    for key in value:
+        if _fold(key) in common:
+            raise ValidationError(
+                f"{where} key {key!r} is the common field {common[_fold(key)]!r} "
+                "(section 1.2), which the client sets itself"
+            )
+        if _fold(key) in known:
+            raise ValidationError(
+                f"{where} key {key!r} collides with the known field "
+                f"{known[_fold(key)]!r}; set {known[_fold(key)]}= instead"
+            )
+    try:
+        encode_value(value)
+    except ValidationError as exc:
+        raise ValidationError(f"{where} cannot be sent: {exc}") from None
+
+
 # --- shared types (picpik-api.md section 4) -------------------------------------
 
 
@@ -203,14 +253,23 @@ class Model:
 class Image2Image:
     """Image-to-image settings: which image of `image_and_mask_list` to start from.
 
+    The current field list is unpublished (section 4.3); fields beyond these
+    (e.g. the `DeepFusion` of the older `BackgroundImageParam`, section 3.9) go
+    in `extra_fields` under their wire names.
+
     Example:
         >>> Image2Image(image_index=0, refer_strength=0.35).refer_strength
         0.35
+        >>> Image2Image(extra_fields={"DeepFusion": True}).extra_fields
+        {'DeepFusion': True}
     """
 
     image_index: int = field(default=0, validator=_int_range(0, 2**31 - 1))
     refer_strength: float = field(default=0.5, converter=_to_step, validator=_float_range(0, 1))
     resize_mode: str | None = field(default=None, validator=_one_of(RESIZE_MODES))
+    extra_fields: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_to_extras, validator=_check_extras, hash=False
+    )
 
 
 # --- requests ---------------------------------------------------------------------
@@ -218,11 +277,25 @@ class Image2Image:
 
 @frozen
 class Request(Generic[R]):
-    """Base of every request type: the Action it calls and the type it answers with."""
+    """Base of every request type: the Action it calls and the type it answers with.
+
+    Every request takes a keyword-only `extra_fields`: wire fields the docs do
+    not describe, merged into the body as given and signed with it. Keys that
+    name a known field or a common field (section 1.2) are refused.
+
+    Example:
+        >>> from picpik_async import ListModels
+        >>> ListModels(extra_fields={"Locale": "en"}).extra_fields
+        {'Locale': 'en'}
+    """
 
     action: ClassVar[str]
     response_type: ClassVar[type[Any]]
     creates_task: ClassVar[bool] = False
+
+    extra_fields: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_to_extras, validator=_check_extras, hash=False
+    )
 
 
 @frozen

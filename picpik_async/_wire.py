@@ -3,6 +3,9 @@
 PURE: no I/O, no anyio, no httpx. Only attrs classes are renamed, never user
 dicts. Unknown answer fields are ignored (forward compatible); a missing or
 mistyped required field raises `ProtocolError` through `structure()`.
+
+A model's `extra_fields` (undocumented wire fields, see `_models`) are merged
+into its wire form as given; reading wire data never fills them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ RENAMES: Final[Mapping[str, str]] = {
     "request_uuid": "request_uuid",
     "image2image": "Image2Image",
     "error_message": "ErrorMassage",  # sic: the docs misspell it (section 8.12)
+    "use_main_model_vae": "UseMainModelVAE",  # section 3.0
+    "background_image2image": "BackgroundImage2Image",  # section 3.9
 }
+
+# The attribute that carries a model's undocumented wire fields (see `_models`).
+EXTRA_FIELDS: Final = "extra_fields"
 
 # Other spellings accepted in answers, per class: wire alias -> canonical wire name.
 # The legacy TaskDetail (section 4.10) is read too, should an old endpoint answer.
@@ -87,11 +95,26 @@ def _var_tuple_hook(cls: Any) -> Callable[[object, Any], tuple[Any, ...]]:
 
 
 def _renames(cls: type[Any]) -> dict[str, Any]:
-    return {a.name: override(rename=wire_name(a.name)) for a in attrs.fields(cls)}
+    return {
+        a.name: override(omit=True)
+        if a.name == EXTRA_FIELDS
+        else override(rename=wire_name(a.name))
+        for a in attrs.fields(cls)
+    }
 
 
 def _unstructure_factory(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
-    return make_dict_unstructure_fn(cls, converter, **_renames(cls))
+    generated = make_dict_unstructure_fn(cls, converter, **_renames(cls))
+    if EXTRA_FIELDS not in attrs.fields_dict(cls):
+        return generated
+
+    def hook(obj: Any) -> dict[str, Any]:
+        # The model refused keys that collide with its own fields, so this only adds.
+        data: dict[str, Any] = generated(obj)
+        data.update(obj.extra_fields)
+        return data
+
+    return hook
 
 
 def _structure_factory(cls: type[Any]) -> Callable[[Mapping[str, Any], Any], Any]:

@@ -40,6 +40,12 @@ except ModuleNotFoundError:  # the cli extra is not installed
     # SystemExit with a message prints it to stderr and exits with status 1.
     raise SystemExit("picpik needs the cli extra: pip install 'picpik-async[cli]'") from None
 
+from picpik_async._actions import (
+    DESCRIBE_LANGUAGES,
+    DescribeImages,
+    RemoveBackground,
+    ResizeImage,
+)
 from picpik_async._batch import (
     BatchItem,
     BatchProgress,
@@ -56,6 +62,7 @@ from picpik_async._errors import (
     ValidationError,
 )
 from picpik_async._images import to_data_uri
+from picpik_async._models import Request, SubmitResponse
 from picpik_async._results import GenerationResult
 
 if TYPE_CHECKING:
@@ -728,6 +735,135 @@ def credits(**options: Any) -> None:
         if balance.expire_timestamp is not None:
             expiry = datetime.fromtimestamp(balance.expire_timestamp, tz=UTC)
             console.print(f"Expires:   {expiry:%Y-%m-%d %H:%M} UTC")
+        return 0
+
+    _run(options, job)
+
+
+# --- image actions (issue 8; picpik-api.md sections 3.10, 3.14, 3.17) -----------------
+
+_IMAGE_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _action_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The --out and --timeout options of the image-action commands."""
+    decorators = [
+        click.option(
+            "--out",
+            default="picpik-out",
+            show_default=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder for the results.",
+        ),
+        click.option("--timeout", type=float, default=None, help="Seconds to wait for the task."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+async def _submit_and_wait(
+    client: AsyncClient, request: Request[SubmitResponse], options: dict[str, Any], status: _Status
+) -> GenerationResult:
+    """Submit a task and wait for it, showing its progress on the status line."""
+    status.update("submitting")
+    handle = await client.submit(request)
+    status.update(f"submitted: task {handle.task_uid}")
+    return await client.wait(
+        handle,
+        options["timeout"],
+        on_update=lambda d: status.update(f"task {d.task_uid}: {d.status}"),
+    )
+
+
+async def _save_images_of(
+    console: Console, request: Request[SubmitResponse], options: dict[str, Any]
+) -> int:
+    """Run a task-creating request, save its images into --out and print a summary."""
+    async with _open_client(options) as client:
+        with _Status(console) as status:
+            result = await _submit_and_wait(client, request, options, status)
+            status.update(f"downloading {len(result.images)} image(s)")
+            paths = await client.download(result, options["out"])
+    _print_summary(console, result, paths)
+    return 0
+
+
+@main.command()
+@click.argument("image", type=_IMAGE_PATH)
+@click.option("--width", required=True, type=int, help="Target width, 64..4096.")
+@click.option("--height", required=True, type=int, help="Target height, 64..4096.")
+@_action_options
+@_api_options
+def upscale(image: Path, width: int, height: int, **options: Any) -> None:
+    """Resize IMAGE to --width x --height with AI detail (ResizeImage) and save it.
+
+    Files are named <TaskUID>-<index>.png inside --out.
+    """
+    console = Console(highlight=False)
+
+    async def job() -> int:
+        request = ResizeImage(image=await to_data_uri(image), width=width, height=height)
+        return await _save_images_of(console, request, options)
+
+    _run(options, job)
+
+
+@main.command("remove-bg")
+@click.argument("image", type=_IMAGE_PATH)
+@click.option("--only-mask", is_flag=True, help="Save the subject's mask instead of the cut-out.")
+@_action_options
+@_api_options
+def remove_bg(image: Path, only_mask: bool, **options: Any) -> None:
+    """Remove the background of IMAGE (RemoveBackground) and save the result.
+
+    Files are named <TaskUID>-<index>.png inside --out.
+    """
+    console = Console(highlight=False)
+
+    async def job() -> int:
+        uri = await to_data_uri(image)
+        request = RemoveBackground(raw_image=uri, only_mask=True if only_mask else None)
+        return await _save_images_of(console, request, options)
+
+    _run(options, job)
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=_IMAGE_PATH)
+@click.option(
+    "--language",
+    type=click.Choice(DESCRIBE_LANGUAGES),
+    default=None,
+    help="Language of the text [default: the service's, en].",
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also save the text to <TaskUID>.txt in this folder.",
+)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for the task.")
+@_api_options
+def describe(images: tuple[Path, ...], language: str | None, **options: Any) -> None:
+    """Describe IMAGES in words (DescribeImages) and print the text, one line each."""
+    console = Console(highlight=False)
+
+    async def job() -> int:
+        uris = [await to_data_uri(image) for image in images]
+        request = DescribeImages(image_list=uris, translate_description=language)
+        async with _open_client(options) as client:
+            with _Status(console) as status:
+                result = await _submit_and_wait(client, request, options, status)
+        paths = []
+        if options["out"] is not None:
+            path = anyio.Path(options["out"]) / f"{result.task_uid}.txt"
+            await path.parent.mkdir(parents=True, exist_ok=True)
+            await path.write_text("".join(f"{text}\n" for text in result.texts), "utf-8")
+            paths.append(Path(path))
+        _print_summary(console, result, paths)
+        for text in result.texts:
+            click.echo(text)
         return 0
 
     _run(options, job)

@@ -438,3 +438,24 @@ async def test_outer_cancellation_closes_the_client() -> None:
     assert scope.cancelled_caught
     with pytest.raises(picpik.ClientClosedError):
         await client.get_credit_balance()
+
+
+async def test_generate_many_refuses_bad_prompts_before_io(
+    client: picpik.AsyncClient, emulator: Emulator
+) -> None:
+    """An empty prompt anywhere in the list fails before the first request."""
+    with pytest.raises(picpik.ValidationError, match="prompt"):
+        async for _ in client.generate_many(["fine", "  "]):
+            pass
+    assert sum(emulator.counters.requests.values()) == 0
+
+
+async def test_leaving_generate_many_early_cancels_the_rest(emulator: Emulator) -> None:
+    """Breaking out of the loop stops the prompts still in flight."""
+    async with make_client(emulator) as client:
+        async for _ in client.generate_many([f"p{i}" for i in range(20)], max_concurrency=2):
+            break
+        await anyio.sleep(0.3)
+        created = emulator.counters.tasks_created
+        await anyio.sleep(0.3)
+        assert emulator.counters.tasks_created == created < 20

@@ -25,6 +25,7 @@ from ._app import create_app
 from ._codes import RetCode
 from ._counters import Counters
 from ._faults import EarlyFaults, FaultKind, Faults, decide_early, decide_failure, decide_late
+from ._images import image_size
 from ._service import (
     DEFAULT_MODELS,
     TASK_ACTIONS,
@@ -240,6 +241,7 @@ class Emulator:
             strict_models=self.strict_models,
             max_list_length=self.faults.max_list_length,
             failure=failure,
+            measure_image=image_size,
         )
 
     def _image(self, task_uid: str, index: int) -> ImageSpec | ImageLookup:

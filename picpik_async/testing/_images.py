@@ -1,5 +1,8 @@
 """Placeholder result images: PNGs of the exact requested size, the same for the same task.
 
+It also measures input images (`image_size`), for the editing actions whose
+results keep their input's size.
+
 PURE in effect (no network, no files, no event loop), but it is the one module
 of the package that imports Pillow, which lives in the ``emulator`` extra.
 
@@ -21,9 +24,12 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 import io
+import re
 import textwrap
 from typing import Final
 
@@ -31,11 +37,35 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ._state import ImageSpec
 
-__all__ = ["render_png"]
+__all__ = ["image_size", "render_png"]
 
 _CACHED_IMAGES: Final = 8
 # Fast zlib level: these PNGs are throw-away test data, not worth the CPU.
 _PNG_COMPRESS_LEVEL: Final = 1
+# Inputs are Base64, optionally as a data URI (picpik-api.md section 1.1).
+_DATA_URI_PREFIX: Final = re.compile(r"data:[\w./+-]*;base64,", re.ASCII)
+
+
+def image_size(image: str) -> tuple[int, int] | None:
+    """The (width, height) of a Base64 or data-URI image, or None if it is not one.
+
+    Only the header is decoded, so even a big image is measured quickly.
+
+    Example:
+        >>> png = render_png(ImageSpec("x", seed=1, index=0, width=40, height=30))
+        >>> image_size("data:image/png;base64," + base64.b64encode(png).decode())
+        (40, 30)
+        >>> image_size("data:image/png;base64,AAAA") is None
+        True
+    """
+    prefix = _DATA_URI_PREFIX.match(image)
+    try:
+        data = base64.b64decode(image[prefix.end() :] if prefix else image, validate=True)
+        with Image.open(io.BytesIO(data)) as picture:
+            width, height = picture.size
+    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
+        return None  # UnidentifiedImageError is an OSError
+    return width, height
 
 
 def _colour(digest: bytes, offset: int) -> tuple[int, int, int]:

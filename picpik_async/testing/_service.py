@@ -34,6 +34,7 @@ from typing import Any, Final, TypeVar
 
 from attrs import frozen
 
+from picpik_async._actions import GenerationRequest, ListControlNets
 from picpik_async._errors import ProtocolError, ValidationError
 from picpik_async._models import (
     CreditBalance,
@@ -48,6 +49,7 @@ from picpik_async._signing import drop_none, dumps, sign
 from picpik_async._wire import structure, unstructure, wire_name
 
 from ._codes import RetCode
+from ._plans import ACTION_SPECS, DEFAULT_CONTROL_NETS, ActionSpec, Measure
 from ._state import (
     DEFAULT_STATUS_WORDS,
     Failure,
@@ -105,7 +107,7 @@ DEFAULT_MODELS: Final = ListModelsResponse(
 # The common answer fields (section 1.3); everything else in an answer is its result.
 ENVELOPE_FIELDS: Final = frozenset({"RetCode", "Action", "Message", "request_uuid"})
 # Actions that create (and charge) a task.
-TASK_ACTIONS: Final = frozenset({GenerateImagesSDXL.action})
+TASK_ACTIONS: Final = frozenset({GenerateImagesSDXL.action, *ACTION_SPECS})
 
 _DATA_URI_PREFIX: Final = re.compile(r"data:image/[\w.+-]+;base64,", re.ASCII)
 # Snake-case names in our model errors, shown to callers in their wire spelling.
@@ -118,6 +120,11 @@ _TYPE_WORDS: Final = {
     "tuple": "a list",
     "bool": "a boolean",
 }
+
+
+def _unmeasured(image: str) -> tuple[int, int] | None:
+    """The `Measure` that knows no image sizes: every input counts as 1024x1024."""
+    return None
 
 
 @frozen(kw_only=True)
@@ -135,6 +142,8 @@ class Settings:
             suite sends the codes of the real service.
         max_list_length: refuse longer TaskUIDLists with RetCode 230 (None: no limit).
         failure: make the task a submit creates fail this way (the fault).
+        measure_image: reads an input image's size, for the editing actions
+            whose results keep it (the emulator passes Pillow's reader).
     """
 
     public_key: str
@@ -145,6 +154,7 @@ class Settings:
     strict_models: bool = False
     max_list_length: int | None = None
     failure: Failure | None = None
+    measure_image: Measure = _unmeasured
 
 
 @frozen(kw_only=True)
@@ -350,6 +360,11 @@ def _generate_images_sdxl(params: dict[str, Any], state: ServiceState, settings:
         batch_size=request.batch_size,
         request_uuid=request_uuid_of(params) or None,
     )
+    return _create(wanted, state, settings)
+
+
+def _create(wanted: TaskRequest, state: ServiceState, settings: Settings) -> _Done:
+    """Charge and create the task (or refuse for credits); answer its TaskUID."""
     try:
         task, created = state.submit(wanted, failure=settings.failure)
     except InsufficientCreditsError as exc:
@@ -358,6 +373,35 @@ def _generate_images_sdxl(params: dict[str, Any], state: ServiceState, settings:
             f"Insufficient credits: the task costs {exc.cost}, {exc.remaining} left",
         ) from None
     return _Done({"TaskUID": task.uid}, task, created)
+
+
+def _task_action(spec: ActionSpec) -> Callable[[dict[str, Any], ServiceState, Settings], _Done]:
+    """The handler of a task-creating action of `_plans.ACTION_SPECS` (sections 3.3, 3.5-3.17).
+
+    RemoveBackgroundsInBatch, whose answer shape is unknown (section 8.8), gets one
+    task with one image per input and the plain `TaskUID` answer of the others.
+    """
+
+    def handler(params: dict[str, Any], state: ServiceState, settings: Settings) -> _Done:
+        _require(params, *spec.required)
+        request = _structured(params, spec.model)
+        for where, image in spec.images(request):
+            _check_image(where, image)
+        if settings.strict_models and isinstance(request, GenerationRequest):
+            _check_models(request, settings.models)
+        plan = spec.plan(request, settings.measure_image)
+        wanted = TaskRequest(
+            action=request.action,
+            prompt=plan.prompt,
+            seed=plan.seed,
+            batch_size=len(plan.sizes),
+            sizes=plan.sizes,
+            texts=plan.texts,
+            request_uuid=request_uuid_of(params) or None,
+        )
+        return _create(wanted, state, settings)
+
+    return handler
 
 
 def _list_tasks_details(params: dict[str, Any], state: ServiceState, settings: Settings) -> _Done:
@@ -386,6 +430,12 @@ def _list_running_tasks(params: dict[str, Any], state: ServiceState, settings: S
     return _Done({"TaskUIDList": [task.uid for task in state.running()]})
 
 
+def _list_control_nets(params: dict[str, Any], state: ServiceState, settings: Settings) -> _Done:
+    """ListControlNets (section 3.2): a few of the documented ControlNets."""
+    fields: dict[str, Any] = drop_none(unstructure(DEFAULT_CONTROL_NETS))
+    return _Done(fields)
+
+
 def _get_credit_balance(params: dict[str, Any], state: ServiceState, settings: Settings) -> _Done:
     """GetCreditBalance (section 3.20)."""
     credits = state.credits
@@ -404,6 +454,8 @@ _HANDLERS: Final[Mapping[str, Callable[[dict[str, Any], ServiceState, Settings],
     "ListModels": _list_models,
     "ListRunningTasks": _list_running_tasks,
     "GetCreditBalance": _get_credit_balance,
+    ListControlNets.action: _list_control_nets,
+    **{action: _task_action(spec) for action, spec in ACTION_SPECS.items()},
 }
 
 
@@ -412,15 +464,18 @@ def _detail(task: Task, now: float, settings: Settings) -> dict[str, Any]:
     phase = task.phase_at(now)
     failed = phase is Phase.ERROR
     urls: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
     if phase is Phase.FINISHED:
         base = settings.base_url.rstrip("/")
         urls = tuple(base + image_path(task.uid, i) for i in range(task.batch_size))
+        texts = task.texts
     detail = TaskDetail(
         task_uid=task.uid,
         status=settings.words.word(phase),
         action=task.action,
         img_list=urls,
         seed=task.seed,
+        txt_list=texts,
         consume_api_point=task.cost,
         error_code=task.error_code if failed else 0,
         error_message=task.error_message if failed else "",
@@ -453,18 +508,24 @@ def _structured(params: Mapping[str, Any], cls: type[_M]) -> _M:
 def _check_images(images: tuple[str, ...]) -> None:
     """Each ImageAndMaskList entry must be Base64, optionally as a data URI (section 1.1)."""
     for index, image in enumerate(images):
-        prefix = _DATA_URI_PREFIX.match(image)
-        payload = image[prefix.end() :] if prefix else image
-        try:
-            base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise _RefusedError(
-                RetCode.INVALID_PARAMETER,
-                f"Invalid parameter ImageAndMaskList[{index}]: not a Base64 image",
-            ) from None
+        _check_image(f"ImageAndMaskList[{index}]", image)
 
 
-def _check_models(request: GenerateImagesSDXL, models: ListModelsResponse) -> None:
+def _check_image(where: str, image: str) -> None:
+    """An image parameter must be Base64, optionally as a data URI (section 1.1)."""
+    prefix = _DATA_URI_PREFIX.match(image)
+    payload = image[prefix.end() :] if prefix else image
+    try:
+        base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise _RefusedError(
+            RetCode.INVALID_PARAMETER, f"Invalid parameter {where}: not a Base64 image"
+        ) from None
+
+
+def _check_models(
+    request: GenerateImagesSDXL | GenerationRequest, models: ListModelsResponse
+) -> None:
     """Refuse ModelCodes that the catalogue does not offer (only with strict_models)."""
     main = {model.model_code for model in models.main_models.values()}
     subs = {
@@ -474,7 +535,8 @@ def _check_models(request: GenerateImagesSDXL, models: ListModelsResponse) -> No
     }
     wanted = [("MainModel", request.main_model.model_code, main)]
     wanted += [
-        (f"SubModelList[{i}]", sub.model_code, subs) for i, sub in enumerate(request.sub_model_list)
+        (f"SubModelList[{i}]", sub.model_code, subs)
+        for i, sub in enumerate(request.sub_model_list or ())
     ]
     for where, code, known in wanted:
         if code not in known:

@@ -198,7 +198,14 @@ def task_cost(
 
 @frozen(kw_only=True)
 class TaskRequest:
-    """What a task-creating request asked for, in the terms the state machine needs."""
+    """What a task-creating request asked for, in the terms the state machine needs.
+
+    ``prompt`` is what the placeholder images show. Editing actions make images
+    of their inputs' sizes: ``sizes`` then gives one ``(width, height)`` per
+    result image and overrides ``width``, ``height`` and ``batch_size``.
+    ``texts`` are text results (DescribeImages, picpik-api.md section 3.17),
+    charged one credit each.
+    """
 
     prompt: str
     action: str = "GenerateImagesSDXL"
@@ -207,6 +214,8 @@ class TaskRequest:
     height: int = 1024
     batch_size: int = 1
     request_uuid: str | None = None
+    sizes: tuple[tuple[int, int], ...] = ()
+    texts: tuple[str, ...] = ()
 
 
 @frozen
@@ -239,6 +248,8 @@ class Task:
     outcome: Phase
     error_code: int = 0
     error_message: str = ""
+    sizes: tuple[tuple[int, int], ...] = ()
+    texts: tuple[str, ...] = ()
 
     @property
     def done_at(self) -> float:
@@ -337,12 +348,7 @@ class ServiceState:
         earlier = self._earlier_task(request.request_uuid)
         if earlier is not None:
             return earlier, False
-        cost = task_cost(
-            request.width,
-            request.height,
-            request.batch_size,
-            per_megapixel=self.credits_per_megapixel,
-        )
+        cost = self._cost(request)
         if cost > self.credits.remaining:
             raise InsufficientCreditsError(cost, self.credits.remaining)
         task = self._new_task(request, cost, failure)
@@ -378,7 +384,24 @@ class ServiceState:
             return ImageLookup.MISSING
         if now >= task.done_at + self.image_ttl:
             return ImageLookup.EXPIRED
-        return ImageSpec(task.prompt, task.seed, index, task.width, task.height)
+        width, height = task.sizes[index] if task.sizes else (task.width, task.height)
+        return ImageSpec(task.prompt, task.seed, index, width, height)
+
+    def _cost(self, request: TaskRequest) -> int:
+        """Each image at the per-megapixel price of its size, plus a credit per text."""
+        if not request.sizes:
+            images = task_cost(
+                request.width,
+                request.height,
+                request.batch_size,
+                per_megapixel=self.credits_per_megapixel,
+            )
+        else:
+            images = sum(
+                task_cost(width, height, 1, per_megapixel=self.credits_per_megapixel)
+                for width, height in request.sizes
+            )
+        return images + len(request.texts)
 
     def _earlier_task(self, request_uuid: str | None) -> Task | None:
         if not self.dedupe_request_uuid or request_uuid is None:
@@ -399,13 +422,15 @@ class ServiceState:
             seed=self.rng.randint(0, SEED_MAX) if request.seed == -1 else request.seed,
             width=request.width,
             height=request.height,
-            batch_size=request.batch_size,
+            batch_size=len(request.sizes) if request.sizes else request.batch_size,
             cost=cost,
             created_at=now,
             timeline=((queued_until, Phase.QUEUING), (now + total, Phase.RUNNING)),
             outcome=Phase.FINISHED if failure is None else Phase.ERROR,
             error_code=0 if failure is None else failure.code,
             error_message="" if failure is None else failure.message,
+            sizes=request.sizes,
+            texts=request.texts,
         )
 
     def _new_uid(self) -> str:
