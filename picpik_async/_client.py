@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._actions import (
     ApplyReferenceStyle,
+    BatchSubmitResponse,
     ControlNet,
     Coordinate,
     DescribeImages,
@@ -339,11 +340,12 @@ class AsyncClient:
             >>> # request = GenerateImagesSDXL(main_model=Model("PICPIK General"))
             >>> # handle = await client.submit(request)
         """
-        if not request.creates_task:
-            raise ValidationError(f"{request.action} does not create a task; use call()")
-        uuid = request_uuid or new_request_uuid()
-        answer = await self.call(request, request_uuid=uuid)
-        return TaskHandle(answer.task_uid, uuid)
+        if issubclass(request.response_type, BatchSubmitResponse):
+            raise ValidationError(
+                f"{request.action} may create several tasks: use submit_tasks() for every handle"
+            )
+        (handle,) = await self.submit_tasks(request, request_uuid=request_uuid)
+        return handle
 
     async def list_tasks(self, request: ListTasksDetails) -> ListTasksDetailsResponse:
         """Send one ListTasksDetails request (what the waiter polls with)."""
