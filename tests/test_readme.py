@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from picpik_async.testing import EmulatorServer
+import anyio
+
+import picpik_async as picpik
+from picpik_async.testing import Emulator, EmulatorServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -71,3 +74,79 @@ def test_emulator_test_example_passes(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout
+
+
+def block_with(marker: str) -> str:
+    """The one README python block that contains `marker`."""
+    (block,) = [b for b in python_blocks() if marker in b]
+    return block
+
+
+def test_beyond_sdxl_example_runs(tmp_path: Path) -> None:
+    """The action-method snippet runs as written against the in-process emulator."""
+    body = block_with("client.upscale(")
+    script = "\n".join(
+        [
+            "import anyio, base64",
+            "import picpik_async as picpik",
+            "from picpik_async.testing import Emulator",
+            "",
+            "async def main() -> None:",
+            "    emulator = Emulator(latency=0.05)",
+            "    photo_bytes = open('photo.png', 'rb').read()",
+            "    uris = ['data:image/png;base64,' + base64.b64encode(photo_bytes).decode()] * 2",
+            "    async with picpik.AsyncClient(",
+            "        public_key=emulator.public_key, private_key=emulator.private_key,",
+            "        base_url=emulator.url, transport=emulator.transport(),",
+            "        poll=picpik.PollSettings(poll_initial=0.05, poll_grid=0.05),",
+            "    ) as client:",
+            *("        " + line for line in body.splitlines()),
+            "        assert big.images and cut.images and fixed.images and swapped.images",
+            "        assert len(captions) == 2 and len(handles) >= 1",
+            "        print('ok')",
+            "",
+            "anyio.run(main)",
+        ]
+    )
+
+    async def one_png() -> bytes:
+        """A real PNG to use as the snippet's input images."""
+        emulator = Emulator(latency=0.01)
+        async with picpik.AsyncClient(
+            public_key=emulator.public_key, private_key=emulator.private_key,
+            base_url=emulator.url, transport=emulator.transport(),
+            poll=picpik.PollSettings(poll_initial=0.02, poll_grid=0.01),
+        ) as client:  # fmt: skip
+            result = await client.generate("input", width=96, height=64)
+            return await result.images[0].read()
+
+    png = anyio.run(one_png)
+    for name in ("photo.png", "portrait.jpg", "group.jpg", "face.png", "a.png", "b.png"):
+        (tmp_path / name).write_bytes(png)
+    (tmp_path / "snippet.py").write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "ok" in done.stdout
+
+
+def test_blocking_client_example_runs(tmp_path: Path) -> None:
+    """The blocking Client snippet runs as written against a served emulator."""
+    (tmp_path / "blocking.py").write_text(
+        "import picpik_async as picpik\n" + block_with("picpik.Client()"), encoding="utf-8"
+    )
+    with EmulatorServer(latency=0.2) as server:
+        env = {
+            **os.environ,
+            "PICPIK_PUBLIC_KEY": server.emulator.public_key,
+            "PICPIK_PRIVATE_KEY": server.emulator.private_key,
+            "PICPIK_BASE_URL": server.url,
+        }
+        done = subprocess.run(
+            [sys.executable, "blocking.py"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "out").glob("*.png"))
