@@ -324,6 +324,23 @@ def _api_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+def _action_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The --out and --timeout options of every command that makes images."""
+    decorators = [
+        click.option(
+            "--out",
+            default="picpik-out",
+            show_default=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder for the results.",
+        ),
+        click.option("--timeout", type=float, default=None, help="Seconds to wait per task."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
 def _generate_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The generate() parameters, as options."""
     decorators = [
@@ -353,18 +370,10 @@ def _generate_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=float,
             help="How closely to follow --image, 0..1.",
         ),
-        click.option(
-            "--out",
-            default="picpik-out",
-            show_default=True,
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder for the images.",
-        ),
-        click.option("--timeout", type=float, default=None, help="Seconds to wait per task."),
     ]
     for decorator in reversed(decorators):
         function = decorator(function)
-    return function
+    return _action_options(function)
 
 
 _GENERATE_KEYS = (
@@ -743,23 +752,6 @@ def credits(**options: Any) -> None:
 # --- image actions (issue 8; picpik-api.md sections 3.10, 3.14, 3.17) -----------------
 
 _IMAGE_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def _action_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The --out and --timeout options of the image-action commands."""
-    decorators = [
-        click.option(
-            "--out",
-            default="picpik-out",
-            show_default=True,
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder for the results.",
-        ),
-        click.option("--timeout", type=float, default=None, help="Seconds to wait for the task."),
-    ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
 
 
 async def _submit_and_wait(
