@@ -1,8 +1,18 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration and fixtures."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
+
+import picpik_async as picpik
+from picpik_async.testing import Emulator
+
+#: Retries and polls sized for an emulator whose tasks take a fraction of a second.
+FAST_RETRY = picpik.RetryPolicy(max_attempts=10, backoff_initial=0.005, backoff_max=0.02)
+FAST_POLL = picpik.PollSettings(poll_initial=0.05, poll_max=0.2, poll_grid=0.05)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -10,3 +20,30 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run every `@pytest.mark.anyio` test on both asyncio and trio."""
     backend: str = request.param
     return backend
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    """A quick emulator: tasks take 0.1 s."""
+    return Emulator(latency=0.1, seed=7)
+
+
+def make_client(emulator: Emulator, **kwargs: Any) -> picpik.AsyncClient:
+    """A client wired to an emulator in-process, with fast retries and polls."""
+    options: dict[str, Any] = {
+        "public_key": emulator.public_key,
+        "private_key": emulator.private_key,
+        "base_url": emulator.url,
+        "transport": emulator.transport(),
+        "retry": FAST_RETRY,
+        "poll": FAST_POLL,
+    }
+    options.update(kwargs)
+    return picpik.AsyncClient(**options)
+
+
+@pytest.fixture
+async def client(emulator: Emulator) -> AsyncIterator[picpik.AsyncClient]:
+    """An open client on the `emulator` fixture."""
+    async with make_client(emulator) as opened:
+        yield opened

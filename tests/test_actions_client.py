@@ -13,11 +13,12 @@ import doctest
 import io
 import json
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from conftest import make_client
 from PIL import Image
 
 import picpik_async as picpik
@@ -28,8 +29,6 @@ from picpik_async.testing._plans import DEFAULT_CONTROL_NETS, FALLBACK_SIZE, des
 from picpik_async.testing._service import TASK_ACTIONS, Settings, handle
 from picpik_async.testing._state import ServiceState
 
-FAST_RETRY = picpik.RetryPolicy(max_attempts=5, backoff_initial=0.005, backoff_max=0.02)
-FAST_POLL = picpik.PollSettings(poll_initial=0.05, poll_max=0.2, poll_grid=0.05)
 GENERAL = picpik.Model("PICPIK General")
 
 
@@ -58,33 +57,6 @@ def size_of(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as picture:
         width, height = picture.size
     return width, height
-
-
-def make_client(emulator: Emulator, **kwargs: Any) -> picpik.AsyncClient:
-    """A client wired to an emulator in-process, with fast retries and polls."""
-    options: dict[str, Any] = {
-        "public_key": emulator.public_key,
-        "private_key": emulator.private_key,
-        "base_url": emulator.url,
-        "transport": emulator.transport(),
-        "retry": FAST_RETRY,
-        "poll": FAST_POLL,
-    }
-    options.update(kwargs)
-    return picpik.AsyncClient(**options)
-
-
-@pytest.fixture
-def emulator() -> Emulator:
-    """A quick emulator: tasks take 0.1 s."""
-    return Emulator(latency=0.1, seed=8)
-
-
-@pytest.fixture
-async def client(emulator: Emulator) -> AsyncIterator[picpik.AsyncClient]:
-    """An open client on the emulator."""
-    async with make_client(emulator) as opened:
-        yield opened
 
 
 async def image_sizes(result: picpik.GenerationResult) -> list[tuple[int, int]]:

@@ -3,49 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from conftest import FAST_POLL, make_client
 
 import picpik_async as picpik
 from picpik_async.testing import Emulator, Faults, StatusWords, Trigger, serve_emulator
 
 pytestmark = pytest.mark.anyio
-
-FAST_RETRY = picpik.RetryPolicy(max_attempts=10, backoff_initial=0.005, backoff_max=0.02)
-FAST_POLL = picpik.PollSettings(poll_initial=0.05, poll_max=0.2, poll_grid=0.05)
-
-ClientFactory = Callable[..., picpik.AsyncClient]
-
-
-def make_client(emulator: Emulator, **kwargs: Any) -> picpik.AsyncClient:
-    """A client wired to an emulator in-process, with fast retries and polls."""
-    options: dict[str, Any] = {
-        "public_key": emulator.public_key,
-        "private_key": emulator.private_key,
-        "base_url": emulator.url,
-        "transport": emulator.transport(),
-        "retry": FAST_RETRY,
-        "poll": FAST_POLL,
-    }
-    options.update(kwargs)
-    return picpik.AsyncClient(**options)
-
-
-@pytest.fixture
-def emulator() -> Emulator:
-    """A quick emulator: tasks take 0.1 s."""
-    return Emulator(latency=0.1, seed=7)
-
-
-@pytest.fixture
-async def client(emulator: Emulator) -> AsyncIterator[picpik.AsyncClient]:
-    """An open client on the emulator."""
-    async with make_client(emulator) as opened:
-        yield opened
 
 
 async def test_generate_returns_images_seed_and_credits(
