@@ -12,6 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar, Unpack
@@ -186,6 +187,10 @@ class AsyncClient:
         transport: an httpx transport for a client we own (e.g. the emulator's).
         on_retry: called with a `RetryEvent` before each retry.
         download_concurrency: image downloads in flight at once.
+        submit_concurrency: task-creating requests in flight at once. Kept below
+            the pool's kept-alive connections, so a burst of thousands of submits
+            queues here instead of in httpx, and status polls are not stuck behind
+            it (benchmarks/RESULTS.md measures the difference).
 
     Example:
         >>> async def main() -> None:
@@ -208,6 +213,7 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
         download_concurrency: int = 8,
+        submit_concurrency: int = 28,
     ) -> None:
         self.public_key = _key(public_key, "PICPIK_PUBLIC_KEY", "public_key")
         self._private_key = _Secret(_key(private_key, "PICPIK_PRIVATE_KEY", "private_key"))
@@ -224,6 +230,7 @@ class AsyncClient:
             timeout=httpx.Timeout(timeout, pool=None), limits=DEFAULT_LIMITS, transport=transport
         )
         self._downloader = Downloader(self._http, policy, download_concurrency)
+        self._submit_slots = anyio.CapacityLimiter(_positive_int(submit_concurrency, "submit"))
         self._task_group: TaskGroup | None = None
         self._waiter: TaskWaiter | None = None
         self._closed = False
@@ -296,9 +303,11 @@ class AsyncClient:
         retrying = self.retry.retrying(
             sleep=anyio.sleep, action=request.action, request_uuid=uuid, on_retry=self._on_retry
         )
+        slots = self._submit_slots if request.creates_task else nullcontext()
         async for attempt in retrying:
             with attempt:
-                return await self._send(request, body, uuid)
+                async with slots:
+                    return await self._send(request, body, uuid)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _send(self, request: Request[R], body: bytes, uuid: str) -> R:
@@ -835,6 +844,12 @@ def sdxl_request(
         else None,
         image_and_mask_list=[image_uri] if image_uri else [],
     )
+
+
+def _positive_int(value: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValidationError(f"{what}_concurrency must be an integer >= 1, got {value!r}")
+    return value
 
 
 def _model(model: str | Model) -> Model:

@@ -130,7 +130,7 @@ class PollSettings:
 
     poll_initial: float = field(default=1.5, validator=_positive)
     poll_max: float = field(default=8.0, validator=_positive)
-    poll_growth: float = field(default=1.5, validator=_positive)
+    poll_growth: float = field(default=1.25, validator=_positive)
     poll_jitter: float = field(default=0.1, validator=_fraction)
     poll_grid: float = field(default=0.25, validator=_positive)
     poll_batch_size: int = field(default=50, validator=_count(1, 1000))

@@ -427,3 +427,36 @@ async def test_leaving_generate_many_early_cancels_the_rest(emulator: Emulator) 
         created = emulator.counters.tasks_created
         await anyio.sleep(0.3)
         assert emulator.counters.tasks_created == created < 20
+
+
+async def test_submits_in_flight_are_capped() -> None:
+    """No more than submit_concurrency task-creating requests reach the service at once."""
+    slow_submits = Trigger(rate=1.0, actions={"GenerateImagesSDXL"})
+    emulator = Emulator(latency=0.05, faults=Faults(slow=slow_submits, slow_seconds=0.1))
+    in_flight = 0
+    peak = 0
+    transport = emulator.transport()
+
+    class Counting(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            nonlocal in_flight, peak
+            submit = b"GenerateImagesSDXL" in request.content
+            in_flight += submit
+            peak = max(peak, in_flight)
+            try:
+                return await transport.handle_async_request(request)
+            finally:
+                in_flight -= submit
+
+    capped = make_client(emulator, transport=Counting(), submit_concurrency=3)
+    async with capped as client, anyio.create_task_group() as group:
+        for i in range(12):
+            group.start_soon(client.generate, f"p{i}")
+    assert peak == 3
+    assert emulator.counters.tasks_created == 12
+
+
+def test_submit_concurrency_is_validated() -> None:
+    """submit_concurrency must be a positive integer."""
+    with pytest.raises(picpik.ValidationError, match="submit_concurrency"):
+        picpik.AsyncClient(public_key="a", private_key="b", submit_concurrency=0)

