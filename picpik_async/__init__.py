@@ -38,7 +38,7 @@ from ._actions import (
     RestoreFaces,
     SwitchFace,
 )
-from ._client import AsyncClient
+from ._client import AsyncClient, ResultStream
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -53,7 +53,7 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
-from ._images import ImageExpiredError
+from ._images import ImageExpiredError, ImageInput
 from ._models import (
     CreditBalance,
     Envelope,
@@ -110,6 +110,7 @@ __all__ = [
     "GetCreditBalance",
     "Image2Image",
     "ImageExpiredError",
+    "ImageInput",
     "InferenceParams",
     "ListControlNets",
     "ListControlNetsResponse",
@@ -133,6 +134,7 @@ __all__ = [
     "Request",
     "ResizeImage",
     "RestoreFaces",
+    "ResultStream",
     "RetryEvent",
     "RetryPolicy",
     "SubmitOutcomeUnknownError",

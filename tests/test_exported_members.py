@@ -12,11 +12,35 @@ from picpik_async import PicpikError
 from picpik_async._signing import sign
 
 # Private modules whose `__all__` lists feed the public surface.
-PRIVATE_MODULES = ["_errors", "_models", "_polling", "_protocol", "_retry", "_signing", "_wire"]
+PRIVATE_MODULES = [
+    "_actions",
+    "_client",
+    "_errors",
+    "_images",
+    "_models",
+    "_polling",
+    "_protocol",
+    "_results",
+    "_retry",
+    "_signing",
+    "_sync",
+    "_wire",
+]
 
 # Names listed in a private module's `__all__` that are deliberately not re-exported:
 # helpers of the pure core that the client and the emulator use, not users.
 INTERNAL = {
+    "_actions": {
+        "DESCRIBE_LANGUAGES",
+        "as_coordinates",
+        "check_options",
+        "generation_fields",
+        "task_uids_of",
+    },
+    "_client": {"DEFAULT_BASE_URL"},
+    "_images": {"Downloader", "MAX_IMAGE_BYTES", "extension_for", "sniff_mime", "to_data_uri"},
+    "_results": set(),
+    "_sync": set(),
     "_errors": {"classify_api_error"},
     "_models": set(),
     "_polling": {"PollSchedule", "check_answer", "is_known_status"},
