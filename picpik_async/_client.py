@@ -293,7 +293,12 @@ class AsyncClient:
             >>> # balance = await client.call(GetCreditBalance())
         """
         self._check_open()
-        uuid = request_uuid or new_request_uuid()
+        # A task-creating call takes its slot before its body and retry state
+        # exist: thousands of queued submits then cost next to nothing.
+        async with self._submit_slots if request.creates_task else nullcontext():
+            return await self._call(request, request_uuid or new_request_uuid())
+
+    async def _call(self, request: Request[R], uuid: str) -> R:
         body = build_body(
             request,
             public_key=self.public_key,
@@ -303,11 +308,9 @@ class AsyncClient:
         retrying = self.retry.retrying(
             sleep=anyio.sleep, action=request.action, request_uuid=uuid, on_retry=self._on_retry
         )
-        slots = self._submit_slots if request.creates_task else nullcontext()
         async for attempt in retrying:
             with attempt:
-                async with slots:
-                    return await self._send(request, body, uuid)
+                return await self._send(request, body, uuid)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _send(self, request: Request[R], body: bytes, uuid: str) -> R:
