@@ -6,7 +6,8 @@ memory it reports belong to that client alone.
 Two clients:
 
 * ``picpik``: ``AsyncClient.generate_many(prompts, max_concurrency=N)`` with the
-  library's default `PollSettings` and `RetryPolicy` (64x64 images, no download).
+  library's defaults (64x64 images, no download); ``--previous-defaults`` runs it
+  with the defaults it had before issue 6 (`PREVIOUS_DEFAULTS`), for comparison.
 * ``per-task``: what openai-python, replicate, fal-client and Runware do: one
   poll loop per job, each sending ``ListTasksDetails([uid])`` every ``interval``
   seconds until the task is over. A plain httpx script (one ``httpx.AsyncClient``
@@ -20,19 +21,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import inspect
 import json
+import math
 import os
 import resource
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
 
-from picpik_async import AsyncClient, PicpikError, sign
+from picpik_async import AsyncClient, PicpikError, PollSettings, sign
 from picpik_async._signing import dumps
 from picpik_async.testing import DEFAULT_PRIVATE_KEY, DEFAULT_PUBLIC_KEY
 
@@ -41,6 +46,7 @@ TERMINAL_WORDS = frozenset({"Finished", "Error"})  # the emulator's (legacy) wor
 # Generous limits for the per-task script, as peers ship them (openai-python allows
 # 1000 connections); keep-alive for all of them, so it never pays for reconnecting.
 PER_TASK_CONNECTIONS = 1000
+_TICK = 0.05  # seconds between two looks at the pending count (memory runs)
 
 
 def rss_kb() -> int:
@@ -59,13 +65,13 @@ def peak_rss_kb() -> int:
 
 
 class Recorder:
-    """When each task's result reached the caller, and the memory while all were pending."""
+    """When each task's result reached the caller, and what the run cost the process."""
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.returned: dict[str, float] = {}
         self.errors: list[str] = []
-        self.rss_all_pending = 0
+        self.rss_first_result = 0
         self.rss_baseline = 0
         self.t0 = self.cpu0 = 0.0
 
@@ -77,14 +83,13 @@ class Recorder:
 
     def done(self, uid: str) -> None:
         now = time.monotonic()
-        if not self.rss_all_pending:
-            # The first result: until now every one of the N prompts was in flight.
-            self.rss_all_pending = rss_kb()
+        if not self.rss_first_result:
+            self.rss_first_result = rss_kb()
         self.returned[uid] = now
 
     def failed(self, error: BaseException) -> None:
-        if not self.rss_all_pending:
-            self.rss_all_pending = rss_kb()
+        if not self.rss_first_result:
+            self.rss_first_result = rss_kb()
         self.errors.append(f"{type(error).__name__}: {error}"[:200])
 
     def result(self, **extra: Any) -> dict[str, Any]:
@@ -99,39 +104,104 @@ class Recorder:
             "error_samples": self.errors[:5],
             "cpu_seconds": cpu,
             "rss_baseline_kb": self.rss_baseline,
-            "rss_all_pending_kb": self.rss_all_pending,
-            "rss_peak_kb": peak_rss_kb(),
+            "rss_first_result_kb": self.rss_first_result,
+            "rss_peak_kb": max(peak_rss_kb(), self.rss_first_result, rss_kb()),
             **extra,
         }
+
+
+async def until_all_pending(
+    body: Coroutine[Any, Any, None], pending: Callable[[], int], recorder: Recorder, deadline: float
+) -> dict[str, Any]:
+    """Run ``body`` until every task is pending at once; measure RSS then; cancel the rest.
+
+    Used with a task latency far longer than the submit phase, so that every one
+    of the N tasks is created and waited for at the same time. A prompt whose
+    submit failed never becomes pending; the growth is divided by those that did.
+    """
+    run = asyncio.ensure_future(body)
+    rss = 0
+    reached = math.nan
+    try:
+        for _ in range(math.ceil(deadline / _TICK)):  # a bounded wait
+            if pending() + len(recorder.errors) >= recorder.n or run.done():
+                break
+            await asyncio.sleep(_TICK)
+        reached = time.monotonic() - recorder.t0
+        for _ in range(10):  # a second of steady state: the poller keeps working
+            rss = max(rss, rss_kb())
+            await asyncio.sleep(0.1)
+        count = pending()
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+    if not count:
+        raise RuntimeError(f"no task became pending; errors: {recorder.errors[:3]}")
+    return {
+        "n": recorder.n,
+        "pending": count,
+        "seconds_to_all_pending": reached,
+        "rss_baseline_kb": recorder.rss_baseline,
+        "rss_all_pending_kb": rss,
+        "errors": len(recorder.errors),
+        "error_samples": recorder.errors[:5],
+    }
 
 
 # --- our client -------------------------------------------------------------------
 
 
-async def run_picpik(url: str, prompts: list[str], deadline: float) -> dict[str, Any]:
+# The library's defaults before issue 6's first benchmark run: intervals grew by 1.5,
+# and every submit went straight to httpx (a cap far above any N means no cap).
+PREVIOUS_DEFAULTS: dict[str, Any] = {
+    "poll": PollSettings(poll_growth=1.5),
+    "submit_concurrency": 1_000_000,
+}
+
+
+async def run_picpik(
+    url: str, prompts: list[str], deadline: float, *, memory: bool, previous: bool = False
+) -> dict[str, Any]:
     recorder = Recorder(len(prompts))
-    timed_out = False
+    options = PREVIOUS_DEFAULTS if previous else {}  # else: the library's defaults, untouched
     async with AsyncClient(
-        public_key=DEFAULT_PUBLIC_KEY, private_key=DEFAULT_PRIVATE_KEY, base_url=url
+        public_key=DEFAULT_PUBLIC_KEY, private_key=DEFAULT_PRIVATE_KEY, base_url=url, **options
     ) as client:
         await client.get_credit_balance()  # warm-up: a connection, every lazy import
+
+        async def consume() -> None:
+            async for item in client.generate_many(
+                prompts,
+                max_concurrency=len(prompts),
+                return_exceptions=True,
+                width=SIZE,
+                height=SIZE,
+            ):
+                if isinstance(item, PicpikError):
+                    recorder.failed(item)
+                else:
+                    recorder.done(item.task_uid)
+
         recorder.start()
+        if memory:
+            # The one peek at a private attribute: how many TaskUIDs the poller waits for.
+            waiter = client._waiter
+            return await until_all_pending(
+                consume(), lambda: waiter.pending if waiter else 0, recorder, deadline
+            )
+        timed_out = False
         try:
             async with asyncio.timeout(deadline):
-                async for item in client.generate_many(
-                    prompts,
-                    max_concurrency=len(prompts),
-                    return_exceptions=True,
-                    width=SIZE,
-                    height=SIZE,
-                ):
-                    if isinstance(item, PicpikError):
-                        recorder.failed(item)
-                    else:
-                        recorder.done(item.task_uid)
+                await consume()
         except TimeoutError:
             timed_out = True
-        settings = {"poll": repr(client.poll), "retry": repr(client.retry)}
+        default_cap = inspect.signature(AsyncClient).parameters["submit_concurrency"].default
+        settings = {
+            "poll": repr(client.poll),
+            "retry": repr(client.retry),
+            "submit_concurrency": options.get("submit_concurrency", default_cap),
+        }
     return recorder.result(timed_out=timed_out, settings=settings)
 
 
@@ -145,6 +215,7 @@ class PerTask:
         self.http = http
         self.url = url.rstrip("/") + "/"
         self.interval = interval
+        self.pending = 0
 
     async def call(self, body: dict[str, Any]) -> dict[str, Any]:
         body["PublicKey"] = DEFAULT_PUBLIC_KEY
@@ -189,6 +260,7 @@ class PerTask:
         except (httpx.HTTPError, RuntimeError) as error:
             recorder.failed(error)
             return
+        self.pending += 1
         while True:  # bounded by the run's deadline
             # Like replicate's wait() and openai's poll helpers: sleep, then ask again.
             await asyncio.sleep(self.interval)
@@ -198,26 +270,34 @@ class PerTask:
                 recorder.errors.append(f"poll: {type(error).__name__}: {error}"[:200])
                 continue
             if detail and (detail.get("Status") in TERMINAL_WORDS or detail.get("ErrorCode")):
+                self.pending -= 1
                 recorder.done(uid)
                 return
 
 
 async def run_per_task(
-    url: str, prompts: list[str], interval: float, deadline: float
+    url: str, prompts: list[str], interval: float, deadline: float, *, memory: bool
 ) -> dict[str, Any]:
     recorder = Recorder(len(prompts))
     limits = httpx.Limits(
         max_connections=PER_TASK_CONNECTIONS, max_keepalive_connections=PER_TASK_CONNECTIONS
     )
-    timed_out = False
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0, pool=None)) as http:
         runner = PerTask(http, url, interval)
         await runner.call({"Action": "GetCreditBalance"})  # warm-up, as for our client
-        recorder.start()
-        try:
-            async with asyncio.timeout(deadline), asyncio.TaskGroup() as group:
+
+        async def jobs() -> None:
+            async with asyncio.TaskGroup() as group:
                 for prompt in prompts:
                     group.create_task(runner.job(prompt, recorder))
+
+        recorder.start()
+        if memory:
+            return await until_all_pending(jobs(), lambda: runner.pending, recorder, deadline)
+        timed_out = False
+        try:
+            async with asyncio.timeout(deadline):
+                await jobs()
         except TimeoutError:
             timed_out = True
     settings = {"interval": interval, "connections": PER_TASK_CONNECTIONS}
@@ -242,6 +322,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--interval", type=float, default=1.0, help="per-task poll interval")
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds for the run")
+    parser.add_argument(
+        "--previous-defaults",
+        action="store_true",
+        help="picpik: poll_growth 1.5 and no cap on submits (the defaults before issue 6)",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="stop once all N tasks are pending and report the RSS then (needs a long latency)",
+    )
     args = parser.parse_args(argv)
     if not args.url.startswith("http://127.0.0.1:"):
         parser.error("the benchmark only talks to loopback (http://127.0.0.1:PORT)")
@@ -249,9 +339,12 @@ def main(argv: list[str] | None = None) -> None:
 
     prompts = [f"benchmark prompt {i}: a lighthouse at dusk" for i in range(args.n)]
     if args.client == "picpik":
-        result = asyncio.run(run_picpik(args.url, prompts, args.deadline))
+        run = run_picpik(
+            args.url, prompts, args.deadline, memory=args.memory, previous=args.previous_defaults
+        )
     else:
-        result = asyncio.run(run_per_task(args.url, prompts, args.interval, args.deadline))
+        run = run_per_task(args.url, prompts, args.interval, args.deadline, memory=args.memory)
+    result = asyncio.run(run)
     result["client"] = args.client
     sys.stdout.write(json.dumps(result) + "\n")
 
