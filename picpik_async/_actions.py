@@ -40,6 +40,7 @@ from ._models import (
     SEED_MIN,
     SIZE_MAX,
     SIZE_MIN,
+    GenerateImagesSDXL,
     Image2Image,
     InferenceParams,
     Model,
@@ -59,7 +60,9 @@ from ._models import (
 )
 
 __all__ = [
+    "DEFAULT_MODEL",
     "DESCRIBE_LANGUAGES",
+    "SDXL_OPTIONS",
     "ApplyReferencePattern",
     "ApplyReferenceStyle",
     "BatchSubmitResponse",
@@ -88,9 +91,12 @@ __all__ = [
     "as_coordinates",
     "check_options",
     "generation_fields",
+    "sdxl_options",
+    "sdxl_request",
     "task_uids_of",
 ]
 
+DEFAULT_MODEL: Final = "PICPIK General"
 INDEX_MAX: Final = 2**31 - 1
 RESIZE_MIN, RESIZE_MAX = 64, 4096  # section 3.14
 FACE_INDEX_MIN, FACE_INDEX_MAX = 1, 100  # section 3.16
@@ -823,3 +829,65 @@ def task_uids_of(answer: SubmitResponse) -> tuple[str, ...]:
     if isinstance(answer, BatchSubmitResponse):
         return answer.task_uid_list
     return (answer.task_uid,)
+
+
+#: `generate()`'s request options; `image` and `timeout` are handled by the client.
+SDXL_OPTIONS: Final = frozenset(
+    {"negative_prompt", "model", "width", "height", "seed", "batch_size", "tiling",
+     "translate_prompts", "refer_strength", "sub_models"}
+)  # fmt: skip
+
+
+def sdxl_options(generate_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request options among `generate()` keyword arguments; unknown names refused.
+
+    Example:
+        >>> sdxl_options({"width": 768, "timeout": 30})
+        {'width': 768}
+    """
+    unknown = set(generate_kwargs) - SDXL_OPTIONS - {"image", "timeout"}
+    if unknown:
+        raise ValidationError(f"unknown generate() option(s): {', '.join(sorted(unknown))}")
+    return {k: v for k, v in generate_kwargs.items() if k in SDXL_OPTIONS}
+
+
+def sdxl_request(
+    prompt: str,
+    *,
+    negative_prompt: str | None = None,
+    model: str | Model = DEFAULT_MODEL,
+    width: int = 1024,
+    height: int = 1024,
+    seed: int = -1,
+    batch_size: int = 1,
+    tiling: bool = False,
+    translate_prompts: bool = True,
+    image_uri: str | None = None,
+    refer_strength: float = 0.5,
+    sub_models: Sequence[str | Model] = (),
+) -> GenerateImagesSDXL:
+    """The `GenerateImagesSDXL` request that `generate()` sends (validated here).
+
+    An `image_uri` becomes `ImageAndMaskList[0]` with an `Image2Image` on it.
+
+    Example:
+        >>> sdxl_request("a red apple", seed=42).positive_prompts
+        ('a red apple',)
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValidationError(f"prompt must be a non-empty string, got {prompt!r:.80}")
+    reference = Image2Image(image_index=0, refer_strength=refer_strength) if image_uri else None
+    return GenerateImagesSDXL(
+        main_model=_as_model(model),
+        sub_model_list=[_as_model(m) for m in sub_models],
+        positive_prompts=[prompt],
+        negative_prompts=[negative_prompt] if negative_prompt else [],
+        translate_prompts=translate_prompts,
+        seed=seed,
+        width=width,
+        height=height,
+        batch_size=batch_size,
+        tiling=tiling,
+        image2image=reference,
+        image_and_mask_list=[image_uri] if image_uri else [],
+    )

@@ -28,7 +28,8 @@ from typing import Any, Final, Literal
 import anyio
 from attrs import define, evolve, field, frozen
 
-from ._client import AsyncClient, sdxl_request
+from ._actions import sdxl_request
+from ._client import AsyncClient
 from ._errors import PicpikError, SubmitOutcomeUnknownError, ValidationError
 from ._images import to_data_uri
 from ._models import TaskHandle

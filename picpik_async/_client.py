@@ -11,11 +11,11 @@ import ipaddress
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar, Unpack
+from typing import Any, Final, Self, TypeVar
 
 import anyio
 import attrs
@@ -24,37 +24,18 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._actions import (
-    ApplyReferenceStyle,
+    DEFAULT_MODEL,
     BatchSubmitResponse,
-    ControlNet,
-    Coordinate,
-    DescribeImages,
-    ExtractContents,
-    GenerateImages,
-    GenerationOptions,
-    ListControlNets,
-    ListControlNetsResponse,
-    Mask,
-    MattingOptions,
-    ModifyMaskedPixels,
-    RemoveBackground,
-    RemoveBackgroundsInBatch,
-    RemoveContents,
-    ResizeImage,
-    RestoreFaces,
-    SwitchFace,
-    as_coordinates,
-    check_options,
-    generation_fields,
+    sdxl_options,
+    sdxl_request,
     task_uids_of,
 )
+from ._client_actions import ActionMethods
 from ._errors import ClientClosedError, PicpikError, ProtocolError, ValidationError
 from ._images import Downloader, ImageInput, extension_for, to_data_uri
 from ._models import (
     CreditBalance,
-    GenerateImagesSDXL,
     GetCreditBalance,
-    Image2Image,
     ListModels,
     ListModelsResponse,
     ListRunningTasks,
@@ -85,7 +66,6 @@ R = TypeVar("R")
 logger: Final = logging.getLogger("picpik_async")
 
 DEFAULT_BASE_URL: Final = "https://api.picpik.ai"
-DEFAULT_MODEL: Final = "PICPIK General"
 # One poller and a capped number of submits in flight: a few sockets serve
 # thousands of waiters. Requests beyond the pool wait for a connection.
 DEFAULT_LIMITS: Final = httpx.Limits(max_connections=64, max_keepalive_connections=32)
@@ -172,7 +152,7 @@ class ResultStream:
         self._close()
 
 
-class AsyncClient:
+class AsyncClient(ActionMethods):
     """An async PICPIK client for asyncio and trio.
 
     Args:
@@ -490,7 +470,7 @@ class AsyncClient:
             raise ValidationError(
                 f"max_concurrency must be an integer >= 1, got {max_concurrency!r}"
             )
-        options = _request_kwargs(generate_kwargs)
+        options = sdxl_options(generate_kwargs)
         checked = [sdxl_request(p, **options).positive_prompts[0] for p in prompts]
         if self._task_group is None or self._closed:
             raise RuntimeError(
@@ -556,9 +536,7 @@ class AsyncClient:
                 group.start_soon(save, i)
         return paths
 
-    # --- every other action (issue 8; picpik-api.md sections 3.2-3.17) ------------------
-    # Each method turns image inputs into data URIs, builds the typed request
-    # (validated before any I/O), submits it and waits. `timeout` bounds the wait.
+    # --- the primitives of every other action (their methods: _client_actions.py) ---------
 
     async def submit_tasks(
         self, request: Request[SubmitResponse], *, request_uuid: str | None = None
@@ -592,280 +570,11 @@ class AsyncClient:
         handle = await self.submit(request)
         return await self.wait(handle, timeout, prompt=prompt)
 
-    async def generate_sd15(
-        self,
-        prompt: str,
-        *,
-        images: Sequence[ImageInput] = (),
-        image2image: Image2Image | None = None,
-        control_nets: Sequence[ControlNet] = (),
-        tileable: bool | None = None,
-        timeout: float | None = None,
-        **options: Unpack[GenerationOptions],
-    ) -> GenerationResult:
-        """Generate with an SD1.5 model, optionally with ControlNets (GenerateImages, 3.3).
-
-        `images` become `ImageAndMaskList`; `image2image` and each `ControlNet`
-        point into it by index.
-
-        Example:
-            >>> # result = await client.generate_sd15("a cat", images=["pose.png"],
-            >>> #     control_nets=[ControlNet(image_index=0)], width=768, seed=7)
-        """
-        request = GenerateImages(
-            **generation_fields(prompt, options, default_model=DEFAULT_MODEL),
-            image_and_mask_list=[await to_data_uri(i) for i in images] or None,
-            image2image=image2image,
-            control_net_list=list(control_nets) or None,
-            tileable=tileable,
-        )
-        return await self.submit_and_wait(request, timeout, prompt=prompt)
-
-    async def upscale(
-        self, image: ImageInput, *, width: int, height: int, timeout: float | None = None
-    ) -> GenerationResult:
-        """Resize an image to width x height (64..4096) with AI detail (ResizeImage, 3.14).
-
-        Example:
-            >>> # result = await client.upscale("photo.png", width=2048, height=2048)
-        """
-        request = ResizeImage(image=await to_data_uri(image), width=width, height=height)
-        return await self.submit_and_wait(request, timeout)
-
-    async def remove_background(
-        self,
-        image: ImageInput,
-        *,
-        box: Sequence[int] | None = None,
-        timeout: float | None = None,
-        **options: Unpack[MattingOptions],
-    ) -> GenerationResult:
-        """Cut out the subject, or get its mask with `only_mask=True` (RemoveBackground, 3.10).
-
-        Example:
-            >>> # result = await client.remove_background("shoe.jpg", only_mask=True)
-        """
-        check_options(options, MattingOptions)
-        uri = await to_data_uri(image)
-        request = RemoveBackground(raw_image=uri, box=box, **options)
-        return await self.submit_and_wait(request, timeout)
-
-    async def remove_backgrounds(
-        self,
-        images: Sequence[ImageInput],
-        *,
-        timeout: float | None = None,
-        **options: Unpack[MattingOptions],
-    ) -> list[GenerationResult]:
-        """RemoveBackground for many images in one request (RemoveBackgroundsInBatch, 3.11).
-
-        Returns one result per task the service created (one, or one per image).
-
-        Example:
-            >>> # results = await client.remove_backgrounds(["a.png", "b.png"])
-        """
-        check_options(options, MattingOptions)
-        uris = [await to_data_uri(i) for i in images]
-        handles = await self.submit_tasks(RemoveBackgroundsInBatch(raw_images=uris, **options))
-        return [await self.wait(handle, timeout) for handle in handles]
-
-    async def extract_contents(
-        self,
-        image: ImageInput,
-        include_points: Sequence[Coordinate | tuple[int, int]],
-        *,
-        exclude_points: Sequence[Coordinate | tuple[int, int]] = (),
-        timeout: float | None = None,
-        **options: Unpack[MattingOptions],
-    ) -> GenerationResult:
-        """Cut out the content around clicked (x, y) points (ExtractContents, 3.12).
-
-        Example:
-            >>> # result = await client.extract_contents("room.png", [(72, 270)])
-        """
-        check_options(options, MattingOptions)
-        request = ExtractContents(
-            raw_image=await to_data_uri(image),
-            include_point_list=as_coordinates(include_points),
-            exclude_point_list=as_coordinates(exclude_points) or None,
-            **options,
-        )
-        return await self.submit_and_wait(request, timeout)
-
-    async def remove_contents(
-        self,
-        image: ImageInput,
-        mask: ImageInput,
-        *,
-        invert_mask: bool | None = None,
-        mask_blur: int | None = None,
-        timeout: float | None = None,
-    ) -> GenerationResult:
-        """Erase what the mask marks white (RemoveContents, 3.13).
-
-        Example:
-            >>> # result = await client.remove_contents("room.png", "mask.png", mask_blur=8)
-        """
-        raw, mask_uri = await to_data_uri(image), await to_data_uri(mask)
-        request = RemoveContents(
-            raw_image=raw, mask=mask_uri, invert_mask=invert_mask, mask_blur=mask_blur
-        )
-        return await self.submit_and_wait(request, timeout)
-
-    async def inpaint(
-        self,
-        image: ImageInput,
-        mask: ImageInput,
-        prompt: str | None = None,
-        *,
-        mask_fields: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-        **options: Unpack[GenerationOptions],
-    ) -> GenerationResult:
-        """Redraw the masked area of an image (ModifyMaskedPixels, 3.5).
-
-        `ImageAndMaskList` is `[image, mask]`. The `Masked` type's fields are
-        unpublished (section 4.6): pass them, by wire name, in `mask_fields`.
-
-        Example:
-            >>> # result = await client.inpaint("room.png", "mask.png", "a green sofa")
-        """
-        request = ModifyMaskedPixels(
-            **generation_fields(prompt, options, default_model=DEFAULT_MODEL),
-            masked=Mask(extra_fields=mask_fields or {}),
-            image_and_mask_list=[await to_data_uri(image), await to_data_uri(mask)],
-        )
-        return await self.submit_and_wait(request, timeout, prompt=prompt)
-
-    async def apply_style(
-        self,
-        image: ImageInput,
-        style_image: ImageInput,
-        prompt: str | None = None,
-        *,
-        strength: float | None = None,
-        timeout: float | None = None,
-        **options: Unpack[GenerationOptions],
-    ) -> GenerationResult:
-        """Redraw an image in the style of another (ApplyReferenceStyle, 3.6).
-
-        Example:
-            >>> # result = await client.apply_style("room.png", "van-gogh.jpg", strength=0.6)
-        """
-        request = ApplyReferenceStyle(
-            **generation_fields(prompt, options, default_model=DEFAULT_MODEL),
-            image_list=[await to_data_uri(image), await to_data_uri(style_image)],
-            raw_image_index=0,
-            style_image_index=1,
-            style_refer_strength=strength,
-        )
-        return await self.submit_and_wait(request, timeout, prompt=prompt)
-
-    async def restore_faces(
-        self, image: ImageInput, *, strength: float | None = None, timeout: float | None = None
-    ) -> GenerationResult:
-        """Repair deformed faces, strength 0..1 (RestoreFaces, 3.15).
-
-        Example:
-            >>> # result = await client.restore_faces("portrait.png", strength=0.8)
-        """
-        request = RestoreFaces(raw_image=await to_data_uri(image), restore_strength=strength)
-        return await self.submit_and_wait(request, timeout)
-
-    async def swap_face(
-        self,
-        image: ImageInput,
-        new_face: ImageInput,
-        *,
-        face_index: int | None = None,
-        timeout: float | None = None,
-    ) -> GenerationResult:
-        """Replace a face (1-based `face_index`, 1..100) with another (SwitchFace, 3.16).
-
-        Example:
-            >>> # result = await client.swap_face("group.png", "me.png", face_index=2)
-        """
-        raw, face = await to_data_uri(image), await to_data_uri(new_face)
-        request = SwitchFace(raw_image=raw, new_face_image=face, raw_face_index=face_index)
-        return await self.submit_and_wait(request, timeout)
-
-    async def describe(
-        self, *images: ImageInput, language: str | None = None, timeout: float | None = None
-    ) -> list[str]:
-        """Describe images in words; returns the texts (DescribeImages, 3.17).
-
-        `language` is an output language code of section 3.17: en zh ja ko fr es it de
-        tr ru pt vi id th ms (the service default is `en`).
-
-        Example:
-            >>> # texts = await client.describe("cat.png", language="fr")
-        """
-        uris = [await to_data_uri(image) for image in images]
-        request = DescribeImages(image_list=uris, translate_description=language)
-        return list((await self.submit_and_wait(request, timeout)).texts)
-
-    async def list_control_nets(self) -> ListControlNetsResponse:
-        """The ControlNet models and pre-processors, keyed by name (ListControlNets, 3.2).
-
-        Example:
-            >>> # catalogue = await client.list_control_nets()
-        """
-        return await self.call(ListControlNets())
-
-
-def sdxl_request(
-    prompt: str,
-    *,
-    negative_prompt: str | None = None,
-    model: str | Model = DEFAULT_MODEL,
-    width: int = 1024,
-    height: int = 1024,
-    seed: int = -1,
-    batch_size: int = 1,
-    tiling: bool = False,
-    translate_prompts: bool = True,
-    image_uri: str | None = None,
-    refer_strength: float = 0.5,
-    sub_models: Sequence[str | Model] = (),
-) -> GenerateImagesSDXL:
-    """The `GenerateImagesSDXL` request that `generate()` sends (validated here)."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValidationError(f"prompt must be a non-empty string, got {prompt!r:.80}")
-    return GenerateImagesSDXL(
-        main_model=_model(model),
-        sub_model_list=[_model(m) for m in sub_models],
-        positive_prompts=[prompt],
-        negative_prompts=[negative_prompt] if negative_prompt else [],
-        translate_prompts=translate_prompts,
-        seed=seed,
-        width=width,
-        height=height,
-        batch_size=batch_size,
-        tiling=tiling,
-        image2image=Image2Image(image_index=0, refer_strength=refer_strength)
-        if image_uri
-        else None,
-        image_and_mask_list=[image_uri] if image_uri else [],
-    )
-
 
 def _positive_int(value: int, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValidationError(f"{what}_concurrency must be an integer >= 1, got {value!r}")
     return value
-
-
-def _model(model: str | Model) -> Model:
-    return model if isinstance(model, Model) else Model(model)
-
-
-def _request_kwargs(generate_kwargs: dict[str, Any]) -> dict[str, Any]:
-    known = {"negative_prompt", "model", "width", "height", "seed", "batch_size", "tiling",
-             "translate_prompts", "refer_strength", "sub_models"}  # fmt: skip
-    unknown = set(generate_kwargs) - known - {"image", "timeout"}
-    if unknown:
-        raise ValidationError(f"unknown generate() option(s): {', '.join(sorted(unknown))}")
-    return {k: v for k, v in generate_kwargs.items() if k in known}
 
 
 async def _read_capped(response: httpx.Response) -> bytes:

@@ -45,6 +45,7 @@ from picpik_async._actions import (
     DescribeImages,
     RemoveBackground,
     ResizeImage,
+    sdxl_request,
 )
 from picpik_async._batch import (
     BatchItem,
@@ -54,7 +55,7 @@ from picpik_async._batch import (
     read_prompts,
     run_batch,
 )
-from picpik_async._client import AsyncClient, sdxl_request
+from picpik_async._client import AsyncClient
 from picpik_async._errors import (
     AuthenticationError,
     PicpikError,

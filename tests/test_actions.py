@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import picpik_async
 from picpik_async import _actions as actions_module
 from picpik_async._actions import (
     DESCRIBE_LANGUAGES,
@@ -892,18 +891,6 @@ class TestHelpers:
                 as_coordinates(bad)  # type: ignore[arg-type]
         with pytest.raises(ValidationError, match="x"):
             as_coordinates([(-1, 0)])
-
-
-def test_public_names_are_exported() -> None:
-    """Every public name of `_actions` is re-exported by the package, and `Client` too."""
-    internal = {"DESCRIBE_LANGUAGES", "as_coordinates", "check_options", "generation_fields",
-                "task_uids_of"}  # fmt: skip
-    for name in set(actions_module.__all__) - internal:
-        assert getattr(picpik_async, name) is getattr(actions_module, name), name
-        assert name in picpik_async.__all__
-    assert "Client" in picpik_async.__all__
-    for name in actions_module.__all__:
-        assert hasattr(actions_module, name)
 
 
 def test_doctests() -> None:

@@ -31,7 +31,11 @@ PRIVATE_MODULES = [
 # helpers of the pure core that the client and the emulator use, not users.
 INTERNAL = {
     "_actions": {
+        "DEFAULT_MODEL",
         "DESCRIBE_LANGUAGES",
+        "SDXL_OPTIONS",
+        "sdxl_options",
+        "sdxl_request",
         "as_coordinates",
         "check_options",
         "generation_fields",
