@@ -49,6 +49,8 @@ from picpik_async._actions import (
     as_coordinates,
     check_options,
     generation_fields,
+    sdxl_options,
+    sdxl_request,
     task_uids_of,
 )
 from picpik_async._errors import ProtocolError, ValidationError
@@ -1035,13 +1037,11 @@ def test_strategies_cover_every_action() -> None:
 
 def test_sdxl_request_and_options() -> None:
     """generate()'s request builder: image-to-image wiring, unknown options, empty prompts."""
-    from picpik_async._actions import sdxl_options, sdxl_request
-
     request = sdxl_request("a cat", image_uri="data:image/png;base64,AAAA", refer_strength=0.3)
     assert request.image_and_mask_list == ("data:image/png;base64,AAAA",)
-    assert request.image2image == picpik_async.Image2Image(image_index=0, refer_strength=0.3)
+    assert request.image2image == Image2Image(image_index=0, refer_strength=0.3)
     assert sdxl_options({"width": 512, "image": b"x", "timeout": 3}) == {"width": 512}
-    with pytest.raises(picpik_async.ValidationError, match="colour"):
+    with pytest.raises(ValidationError, match="colour"):
         sdxl_options({"colour": "red"})
-    with pytest.raises(picpik_async.ValidationError, match="prompt must be a non-empty"):
+    with pytest.raises(ValidationError, match="prompt must be a non-empty"):
         sdxl_request("   ")
