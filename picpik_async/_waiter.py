@@ -165,6 +165,11 @@ class TaskWaiter:
         self._wake()
 
     async def _poll_chunk(self, chunk: Sequence[str]) -> None:
+        # Waiters may have left while this chunk waited for a slot: ask only for
+        # TaskUIDs someone still waits for, and nothing when nobody does.
+        chunk = [uid for uid in chunk if uid in self._schedule]
+        if not chunk:
+            return
         try:
             answer = await self._list_tasks(ListTasksDetails(chunk))
             found = check_answer(chunk, answer.task_detail_list)

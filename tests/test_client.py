@@ -161,6 +161,7 @@ async def test_cancelled_waiters_stop_status_traffic() -> None:
             async with anyio.create_task_group() as group:
                 for handle in handles:
                     group.start_soon(client.wait, handle)
+        await anyio.sleep(0.05)  # a poll already on its way may still land
         polls = emulator.counters.requests["ListTasksDetails"]
         assert polls > 0
         await anyio.sleep(0.4)
