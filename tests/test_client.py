@@ -72,7 +72,10 @@ async def test_many_concurrent_generates_with_faults_cost_few_polls() -> None:
     async def one(opened: picpik.AsyncClient, i: int) -> None:
         results.append(await opened.generate(f"prompt {i}", width=256, height=256))
 
-    async with make_client(emulator) as opened, anyio.create_task_group() as group:
+    # Poll timing in proportion to the 0.3 s tasks, as the defaults are to real ones.
+    poll = picpik.PollSettings(poll_initial=0.25, poll_max=0.6, poll_grid=0.1)
+    fanned = make_client(emulator, poll=poll)
+    async with fanned as opened, anyio.create_task_group() as group:
         for i in range(300):
             group.start_soon(one, opened, i)
     counters = emulator.counters
