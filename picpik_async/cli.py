@@ -652,8 +652,9 @@ def _print_batch_table(
         table.add_row(item.prompt[:40], state.phase, state.task_uid or "", files)
     console.print(table)
     console.print(
-        f"done {progress.done} (skipped {progress.skipped}), failed {progress.failed}, "
-        f"unknown outcome {progress.unknown}, pending {progress.pending}"
+        f"submitted {progress.submitted}, done {progress.done} (skipped {progress.skipped}), "
+        f"failed {progress.failed}, unknown outcome {progress.unknown}, "
+        f"pending {progress.pending}"
     )
 
 

@@ -229,6 +229,7 @@ def test_batch_interrupted_then_resumed_creates_each_task_once(tmp_path: Path) -
             command, env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert second.returncode == 0, second.stdout + second.stderr
+        assert f"submitted {40 - created_first}," in second.stdout  # only the never-sent ones
         counters = served.emulator.counters
     assert len(list(out.glob("*.png"))) == 40
     assert counters.tasks_created == 40
