@@ -1,0 +1,132 @@
+"""Response bodies read as they stream, decoded here and bounded while decoding.
+
+I/O: reads `httpx.Response.aiter_raw()` (the bytes as sent, still encoded) and
+decodes them with `_decoding.BodyDecoder`, so a size limit holds on decoded
+bytes; httpx's own decoders would inflate each chunk without a bound.
+
+Every iterator opened here is closed. Stopping early (a limit, an error, a
+cancellation) closes the response, then runs its byte iterator to its end:
+httpx and httpcore stack several async generators, and closing only the
+outer one would leave the inner ones to the garbage collector, which trio
+reports as ResourceWarnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing, suppress
+from typing import Final, cast
+
+import anyio
+import httpx
+
+from ._decoding import BodyDecoder, too_large
+from ._errors import ResponseTooLargeError
+
+__all__ = ["collect_body", "copy_body", "read_body"]
+
+Write = Callable[[bytes], Awaitable[object]]
+
+# Closing a response ends its stream at once; this only bounds a transport that does not.
+_DRAIN_SECONDS: Final = 2.0
+
+
+async def read_body(response: httpx.Response, *, limit: int, what: str) -> bytes:
+    """The decoded body of an API answer, refused past `limit` decoded bytes.
+
+    Args:
+        response: a streamed response (`httpx.AsyncClient.stream()`), unread.
+        limit: the most decoded bytes accepted.
+        what: the Action; errors say "<what> answer is larger than ...".
+
+    Raises:
+        ResponseTooLargeError: the declared Content-Length or the decoded body is past `limit`.
+        ProtocolError: an unknown Content-Encoding, or corrupt or truncated data.
+
+    Example:
+        >>> # async with http.stream("POST", url, content=body) as response:
+        >>> #     content = await read_body(response, limit=MAX_RESPONSE_BYTES, what="ListModels")
+    """
+    return await collect_body(response, limit=limit, what=f"{what} answer")
+
+
+async def collect_body(response: httpx.Response, *, limit: int, what: str) -> bytes:
+    """Like `read_body()`, with `what` naming the body in full ("image https://...").
+
+    Example:
+        >>> # data = await collect_body(response, limit=64 * 2**20, what="image x.png")
+    """
+    parts: list[bytes] = []
+
+    async def keep(piece: bytes) -> None:
+        parts.append(piece)
+
+    await copy_body(response, keep, limit=limit, what=what)
+    return b"".join(parts)
+
+
+async def copy_body(response: httpx.Response, write: Write, *, limit: int, what: str) -> int:
+    """Hand the decoded body to `write` piece by piece; returns its decoded size.
+
+    A declared Content-Length past `limit` is refused before any of the body
+    is read; otherwise at most `limit` + 1 decoded bytes are produced.
+
+    Raises:
+        ResponseTooLargeError, ProtocolError: as `read_body()`; and whatever `write` raises.
+
+    Example:
+        >>> # async with await anyio.open_file("x.png", "wb") as file:
+        >>> #     await copy_body(response, file.write, limit=64 * 2**20, what="image x.png")
+    """
+    _check_declared(response, limit=limit, what=what)
+    content = _already_read(response)
+    if content is not None:
+        return await _copy_read(content, write, limit=limit, what=what)
+    decoder = BodyDecoder(response.headers.get("Content-Encoding", ""), limit=limit, what=what)
+    raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+    async with aclosing(raw):
+        try:
+            async for chunk in raw:
+                for piece in decoder.feed(chunk):
+                    await write(piece)
+            decoder.finish()
+        finally:
+            await _run_out(response, raw)
+    return decoder.size
+
+
+def _check_declared(response: httpx.Response, *, limit: int, what: str) -> None:
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLargeError(
+            f"{what} declares {declared} bytes, more than the limit of {limit}", limit=limit
+        )
+
+
+def _already_read(response: httpx.Response) -> bytes | None:
+    """The body of a response read before it was handed over (a mock's, built from bytes)."""
+    try:
+        return response.content
+    except httpx.ResponseNotRead:
+        return None
+
+
+async def _copy_read(content: bytes, write: Write, *, limit: int, what: str) -> int:
+    if len(content) > limit:
+        raise too_large(what, limit)
+    await write(content)
+    return len(content)
+
+
+async def _run_out(response: httpx.Response, raw: AsyncGenerator[bytes, None]) -> None:
+    """Close the response, then run `raw` to its end (at once: its stream is closed).
+
+    Shielded, so that a cancelled read still finishes every generator under
+    `raw`; a no-op when `raw` was read to its end already.
+    """
+    with anyio.move_on_after(_DRAIN_SECONDS, shield=True):
+        with suppress(httpx.HTTPError, httpx.StreamError):
+            await response.aclose()
+        with suppress(httpx.HTTPError, httpx.StreamError):
+            async for _ in raw:
+                pass
