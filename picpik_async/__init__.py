@@ -43,9 +43,11 @@ from ._errors import (
     APIError,
     AuthenticationError,
     ClientClosedError,
+    ImageSaveError,
     PicpikError,
     ProtocolError,
     RateLimitError,
+    ResponseTooLargeError,
     SubmitOutcomeUnknownError,
     TaskFailedError,
     TaskNotFoundError,
@@ -78,7 +80,7 @@ from ._polling import PollSettings, task_status
 from ._results import GeneratedImage, GenerationResult
 from ._retry import RetryEvent, RetryPolicy
 from ._signing import sign
-from ._sync import Client
+from ._sync import BlockingImage, BlockingResult, Client
 
 __version__ = "0.1.0.dev0"
 
@@ -89,6 +91,8 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BatchSubmitResponse",
+    "BlockingImage",
+    "BlockingResult",
     "Client",
     "ClientClosedError",
     "ControlNet",
@@ -111,6 +115,7 @@ __all__ = [
     "Image2Image",
     "ImageExpiredError",
     "ImageInput",
+    "ImageSaveError",
     "InferenceParams",
     "ListControlNets",
     "ListControlNetsResponse",
@@ -133,6 +138,7 @@ __all__ = [
     "RemoveContents",
     "Request",
     "ResizeImage",
+    "ResponseTooLargeError",
     "RestoreFaces",
     "ResultStream",
     "RetryEvent",

@@ -690,6 +690,7 @@ class DescribeImages(Request[SubmitResponse]):
     action: ClassVar[str] = "DescribeImages"
     response_type: ClassVar[type[Any]] = SubmitResponse
     creates_task: ClassVar[bool] = True
+    output: ClassVar[str] = "texts"
 
     image_list: tuple[str, ...] = field(converter=_to_tuple, validator=_IMAGES)
     translate_description: str | None = field(default=None, validator=_one_of(DESCRIBE_LANGUAGES))

@@ -7,21 +7,24 @@ I/O: owns (or borrows) an `httpx.AsyncClient` and orchestrates the pure core:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import anyio
+import anyio.lowlevel
 import attrs
 import httpx
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._actions import (
     DEFAULT_MODEL,
@@ -30,9 +33,17 @@ from ._actions import (
     sdxl_request,
     task_uids_of,
 )
-from ._client_actions import ActionMethods
-from ._errors import ClientClosedError, PicpikError, ProtocolError, ValidationError
-from ._images import Downloader, ImageInput, extension_for, to_data_uri
+from ._client_actions import ActionMethods, needs_client, needs_open
+from ._decoding import ACCEPT_ENCODING
+from ._errors import (
+    ClientClosedError,
+    PicpikError,
+    ProtocolError,
+    TaskFailedError,
+    ValidationError,
+)
+from ._files import child_path, image_file_name
+from ._images import MAX_DOWNLOAD_BYTES, Downloader, ImageInput, extension_for, to_data_uri
 from ._models import (
     CreditBalance,
     GetCreditBalance,
@@ -46,8 +57,9 @@ from ._models import (
     SubmitResponse,
     TaskDetail,
     TaskHandle,
+    check_task_uid,
 )
-from ._polling import PollSettings
+from ._polling import PollSettings, missing_output
 from ._protocol import (
     MAX_RESPONSE_BYTES,
     build_body,
@@ -58,6 +70,7 @@ from ._protocol import (
 )
 from ._results import GenerationResult
 from ._retry import RetryEvent, RetryPolicy
+from ._streams import read_body
 from ._waiter import TaskWaiter
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "ResultStream"]
@@ -77,6 +90,49 @@ _NOT_SENT: Final = (
     httpx.PoolTimeout,
     httpx.UnsupportedProtocol,
 )
+# Only encodings we decode with a bound on the output (no brotli or zstd bombs).
+_HEADERS: Final = {"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+
+
+class _TooLateToSend(Exception):
+    """The attempt's deadline passed before its request started to leave."""
+
+
+class _Progress:
+    """One attempt's deadline, and how far the attempt got, from httpcore's trace events.
+
+    While a new connection is being made, the deadline steps aside: httpx's own
+    connect timeout bounds that phase, and cancelling a TLS handshake midway
+    would leak its socket (httpcore closes it only on errors, not on
+    cancellation). The deadline is back in force once the request is sent.
+
+    A request counts as "maybe sent" once its headers started, or always when
+    the transport reports no events at all (the in-process emulator, a mock,
+    a caller's client), since then nothing proves it did not leave.
+    """
+
+    __slots__ = ("deadline", "events", "scope", "sending", "traced")
+
+    def __init__(self, timeout: float, *, traced: bool) -> None:
+        self.deadline = anyio.current_time() + timeout
+        self.scope = anyio.CancelScope(deadline=self.deadline)
+        self.traced = traced
+        self.events = 0
+        self.sending = False
+
+    async def trace(self, name: str, info: Mapping[str, Any]) -> None:
+        self.events += 1
+        if name.endswith("connect_tcp.started"):
+            self.scope.deadline = math.inf
+        elif name.endswith("send_request_headers.started"):
+            if anyio.current_time() >= self.deadline:
+                raise _TooLateToSend  # connecting took it all: stop before a byte is sent
+            self.sending = True
+            self.scope.deadline = self.deadline
+
+    @property
+    def maybe_sent(self) -> bool:
+        return self.sending or (self.events == 0 and not self.traced)
 
 
 class _Secret:
@@ -99,33 +155,62 @@ def _key(value: str | None, env: str, name: str) -> str:
 
 
 class ResultStream:
-    """The results of `generate_many()`: an async iterator, and an async context manager.
+    """The results of `generate_many()`, in completion order.
 
-    Not an async generator on purpose: leaving the loop early needs no
-    `aclosing()` (trio warns about abandoned async generators); the prompts
-    still in flight are cancelled when the stream is closed or dropped.
+    Use it as an async context manager around the loop: the prompts then run
+    in a task group of the caller's own task, so whatever cancels the caller
+    (a timeout, a cancelled task group) cancels them, and nothing is sent
+    after the block ends::
+
+        async with client.generate_many(prompts) as results:
+            async for result in results:
+                ...
+
+    A bare `async for` works too; the prompts then run in the client's task
+    group, and a cancelled `__anext__`, leaving the loop (`break`), `aclose()`
+    or dropping the stream stop them. Either way no submit is sent once the
+    cancellation was delivered, and tasks nobody waits for are no longer polled.
+    Not an async generator on purpose: leaving early needs no `aclosing()`.
     """
 
     def __init__(
         self,
-        receive: MemoryObjectReceiveStream[GenerationResult | Exception],
-        scope: anyio.CancelScope,
+        feed: Callable[
+            [anyio.CancelScope, MemoryObjectSendStream[GenerationResult | Exception]], Any
+        ],
+        client_group: TaskGroup,
         *,
         return_exceptions: bool,
     ) -> None:
-        self._receive = receive
-        self._scope = scope
+        self._feed = feed
+        self._client_group = client_group
+        self._send, self._receive = anyio.create_memory_object_stream[GenerationResult | Exception](
+            math.inf
+        )
+        self._scope = anyio.CancelScope()
+        self._group: TaskGroup | None = None
+        self._started = False
         self._return_exceptions = return_exceptions
+
+    def _start(self, group: TaskGroup) -> None:
+        self._started = True
+        group.start_soon(self._feed, self._scope, self._send, name="picpik-generate-many")
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> GenerationResult | PicpikError:
+        if not self._started:
+            self._start(self._client_group)
         try:
             item = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             self._close()
             raise StopAsyncIteration from None
+        except BaseException:
+            # Cancelled (or interrupted) while waiting: nobody will read the rest.
+            self._close()
+            raise
         if isinstance(item, PicpikError) and self._return_exceptions:
             return item
         if isinstance(item, Exception):
@@ -134,18 +219,31 @@ class ResultStream:
         return item
 
     async def __aenter__(self) -> Self:
+        if self._started:
+            raise RuntimeError("enter a generate_many() stream before iterating it, once")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        self._start(group)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._close()
+        group, self._group = self._group, None
+        if group is not None:
+            # Waits for the prompts in flight to be cancelled; the body's own
+            # exception propagates as raised, never in an ExceptionGroup.
+            await group.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
-        """Stop: prompts still in flight are cancelled."""
+        """Stop: prompts still in flight are cancelled, no further submit is sent."""
         self._close()
 
     def _close(self) -> None:
         self._scope.cancel()
         self._receive.close()
+        if not self._started:
+            self._send.close()  # otherwise the feeder owns it and closes it
 
     def __del__(self) -> None:
         # Dropped mid-loop (a `break`): stop the work nobody will read.
@@ -165,8 +263,14 @@ class AsyncClient(ActionMethods):
         poll: how the batched waiter polls (`PollSettings`).
         http_client: a caller-owned `httpx.AsyncClient` (not closed by us).
         transport: an httpx transport for a client we own (e.g. the emulator's).
-        on_retry: called with a `RetryEvent` before each retry.
+        on_retry: called with a `RetryEvent` before each retry; what it raises
+            is logged and ignored.
+        trust_env: read proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`)
+            and the trust store (`SSL_CERT_FILE`, `SSL_CERT_DIR`) from the
+            environment, as httpx does; `False` ignores them.
         download_concurrency: image downloads in flight at once.
+        max_download_bytes: the largest image `read()` or `save()` accepts, counted
+            decoded (default 64 MiB); a larger one is a `ResponseTooLargeError`.
         submit_concurrency: task-creating requests in flight at once. Kept below
             the pool's kept-alive connections, so a burst of thousands of submits
             queues here instead of in httpx, and status polls are not stuck behind
@@ -192,8 +296,10 @@ class AsyncClient(ActionMethods):
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
+        trust_env: bool = True,
         download_concurrency: int = 8,
         submit_concurrency: int = 28,
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
     ) -> None:
         self.public_key = _key(public_key, "PICPIK_PUBLIC_KEY", "public_key")
         self._private_key = _Secret(_key(private_key, "PICPIK_PRIVATE_KEY", "private_key"))
@@ -204,16 +310,23 @@ class AsyncClient(ActionMethods):
             policy = attrs.evolve(policy, max_attempts=max_retries + 1)
         self.retry = policy
         self.poll = poll or PollSettings()
+        self._timeout = _positive_seconds(timeout)
         self._on_retry = on_retry
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, pool=None), limits=DEFAULT_LIMITS, transport=transport
+        self._closed = False
+        self._http = http_client or _http_client(self._timeout, transport, trust_env=trust_env)
+        # Our own pool reports httpcore's trace events; a caller's or a custom one may not.
+        self._traced = http_client is None and transport is None
+        self._downloader = Downloader(
+            self._http,
+            policy,
+            _positive_int(download_concurrency, "download"),
+            max_bytes=max_download_bytes,
+            is_closed=lambda: self._closed,
         )
-        self._downloader = Downloader(self._http, policy, download_concurrency)
         self._submit_slots = anyio.CapacityLimiter(_positive_int(submit_concurrency, "submit"))
         self._task_group: TaskGroup | None = None
         self._waiter: TaskWaiter | None = None
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"AsyncClient(public_key={self.public_key!r}, base_url={self.base_url!r})"
@@ -221,9 +334,10 @@ class AsyncClient(ActionMethods):
     # --- lifetime -------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._check_open()
+        if self._closed:
+            raise ClientClosedError("this AsyncClient is closed; create a new one")
         if self._task_group is not None:
-            raise RuntimeError("this AsyncClient is already open in an `async with` block")
+            raise ClientClosedError("this AsyncClient is already open in an `async with` block")
         group = anyio.create_task_group()
         await group.__aenter__()
         self._task_group = group
@@ -258,12 +372,21 @@ class AsyncClient(ActionMethods):
         if self._owns_http:
             await self._http.aclose()
 
-    def _check_open(self) -> None:
+    def _check_usable(self, method: str, *, waits: bool) -> None:
+        """Refuse a call before any I/O when this client cannot finish it."""
         if self._closed:
-            raise ClientClosedError("this AsyncClient is closed; create a new one")
+            raise ClientClosedError(
+                f"{method}() was called on a closed AsyncClient; create a new one"
+            )
+        if waits and self._waiter is None:
+            raise ClientClosedError(
+                f"{method}() needs the client open: use `async with AsyncClient(...) as client:` "
+                "(nothing was sent)"
+            )
 
     # --- calls ------------------------------------------------------------------------
 
+    @needs_client
     async def call(self, request: Request[R], *, request_uuid: str | None = None) -> R:
         """Send any request, signed, with retries, and return its typed answer.
 
@@ -272,7 +395,6 @@ class AsyncClient(ActionMethods):
         Example:
             >>> # balance = await client.call(GetCreditBalance())
         """
-        self._check_open()
         # A task-creating call takes its slot before its body and retry state
         # exist: thousands of queued submits then cost next to nothing.
         async with self._submit_slots if request.creates_task else nullcontext():
@@ -294,19 +416,40 @@ class AsyncClient(ActionMethods):
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _send(self, request: Request[R], body: bytes, uuid: str) -> R:
+        # A cancelled caller sends nothing: a task woken just as its scope was
+        # cancelled would otherwise run on into the request (issue 11).
+        await anyio.lowlevel.checkpoint_if_cancelled()
         logger.debug("sending %s (request_uuid=%s)", request.action, uuid)
-        headers = {"Content-Type": "application/json"}
+        progress = _Progress(self._timeout, traced=self._traced)
         try:
-            async with self._http.stream(
-                "POST", self._endpoint, content=body, headers=headers
-            ) as r:
-                content = await _read_capped(r)
+            # One deadline for the whole attempt: connect, send and the whole answer,
+            # so an answer trickled a byte at a time cannot hold a call for ever.
+            with progress.scope:
+                async with self._http.stream(
+                    "POST",
+                    self._endpoint,
+                    content=body,
+                    headers=_HEADERS,
+                    follow_redirects=False,
+                    extensions={"trace": progress.trace},
+                ) as r:
+                    content = await read_body(r, limit=MAX_RESPONSE_BYTES, what=request.action)
+            if progress.scope.cancelled_caught:
+                reason = f"no complete answer within {self._timeout:g} s"
+                sent = progress.maybe_sent
+                raise lost_answer(request, request_uuid=uuid, sent=sent, reason=reason)
+        except _TooLateToSend as exc:
+            reason = f"connecting took the whole timeout of {self._timeout:g} s"
+            raise lost_answer(request, request_uuid=uuid, sent=False, reason=reason) from exc
         except httpx.TransportError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise lost_answer(request, request_uuid=uuid, sent=sent, reason=reason) from exc
         except ProtocolError as exc:
-            raise garbled_answer(request, exc, request_uuid=uuid) from exc
+            outcome = garbled_answer(request, exc, request_uuid=uuid)
+            if outcome is exc:
+                raise
+            raise outcome from exc
         logger.debug("%s answered HTTP %d (request_uuid=%s)", request.action, r.status_code, uuid)
         try:
             return parse_response(
@@ -317,8 +460,12 @@ class AsyncClient(ActionMethods):
                 retry_after=r.headers.get("Retry-After"),
             )
         except ProtocolError as exc:
-            raise garbled_answer(request, exc, request_uuid=uuid) from exc
+            outcome = garbled_answer(request, exc, request_uuid=uuid)
+            if outcome is exc:
+                raise
+            raise outcome from exc
 
+    @needs_client
     async def submit(
         self, request: Request[SubmitResponse], *, request_uuid: str | None = None
     ) -> TaskHandle:
@@ -339,10 +486,12 @@ class AsyncClient(ActionMethods):
         (handle,) = await self.submit_tasks(request, request_uuid=request_uuid)
         return handle
 
+    @needs_client
     async def list_tasks(self, request: ListTasksDetails) -> ListTasksDetailsResponse:
         """Send one ListTasksDetails request (what the waiter polls with)."""
         return await self.call(request)
 
+    @needs_client
     async def list_tasks_details(self, task_uids: Sequence[str]) -> list[TaskDetail]:
         """Status and results of the given tasks, in one request.
 
@@ -352,20 +501,24 @@ class AsyncClient(ActionMethods):
         answer = await self.call(ListTasksDetails(list(task_uids)))
         return list(answer.task_detail_list)
 
+    @needs_client
     async def list_models(self) -> ListModelsResponse:
         """The models the account can use, keyed by name."""
         return await self.call(ListModels())
 
+    @needs_client
     async def list_running_tasks(self) -> list[str]:
         """The TaskUIDs still running for the account."""
         return list((await self.call(ListRunningTasks())).task_uid_list)
 
+    @needs_client
     async def get_credit_balance(self) -> CreditBalance:
         """The account's credits: total, used, `remaining`, expiry."""
         return await self.call(GetCreditBalance())
 
     # --- waiting ------------------------------------------------------------------------
 
+    @needs_open
     async def wait(
         self,
         task: str | TaskHandle,
@@ -384,25 +537,42 @@ class AsyncClient(ActionMethods):
                 "Queuing" / "Running").
 
         Raises:
-            TaskFailedError: the task failed.
+            ValidationError: `task` is not a TaskUID; nothing is polled.
+            ClientClosedError: the client is not open in `async with`.
+            TaskFailedError: the task failed, or finished with no result at all.
             TaskTimeoutError: the timeout passed first.
 
         Example:
             >>> # result = await client.wait(handle, timeout=300)
         """
-        self._check_open()
-        if self._waiter is None:
-            raise RuntimeError("wait() needs the client open: use `async with AsyncClient(...)`")
+        return await self._wait(task, timeout, prompt, on_update, expects=None)
+
+    async def _wait(
+        self,
+        task: str | TaskHandle,
+        timeout: float | None,
+        prompt: str | None,
+        on_update: Callable[[TaskDetail], object] | None,
+        *,
+        expects: str | None,
+    ) -> GenerationResult:
         uid, uuid = (
             (task.task_uid, task.request_uuid) if isinstance(task, TaskHandle) else (task, None)
         )
+        check_task_uid(uid)
+        if self._waiter is None:  # _check_usable refused this already; for mypy
+            raise ClientClosedError("wait() needs the client open")
         detail = await self._waiter.wait(uid, timeout, on_update)
+        problem = missing_output(detail, expects)
+        if problem is not None:
+            raise TaskFailedError(uid, detail.error_code, problem, detail.status)
         return GenerationResult.from_detail(
             detail, self._downloader, request_uuid=uuid, prompt=prompt
         )
 
     # --- high level -----------------------------------------------------------------------
 
+    @needs_open
     async def generate(
         self,
         prompt: str,
@@ -443,8 +613,7 @@ class AsyncClient(ActionMethods):
             refer_strength=refer_strength,
             sub_models=sub_models,
         )
-        handle = await self.submit(request)
-        return await self.wait(handle, timeout, prompt=prompt)
+        return await self.submit_and_wait(request, timeout, prompt=prompt)
 
     def generate_many(
         self,
@@ -466,35 +635,38 @@ class AsyncClient(ActionMethods):
             >>> # async for result in client.generate_many(["a cat", "a dog"], width=768):
             >>> #     print(result.prompt, result.images[0].url)
         """
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        if isinstance(prompts, str | bytes | bytearray):
             raise ValidationError(
-                f"max_concurrency must be an integer >= 1, got {max_concurrency!r}"
+                "generate_many() takes an iterable of prompts, got a single "
+                f"{type(prompts).__name__} ({prompts!r:.40}): pass [prompt], or use generate()"
             )
+        try:
+            given = list(prompts)
+        except TypeError:
+            raise ValidationError(
+                f"generate_many() takes an iterable of prompts, got {type(prompts).__name__}"
+            ) from None
+        max_concurrency = _positive_int(max_concurrency, "max", what="max_concurrency")
         options = sdxl_options(generate_kwargs)
-        checked = [sdxl_request(p, **options).positive_prompts[0] for p in prompts]
-        if self._task_group is None or self._closed:
-            raise RuntimeError(
-                "generate_many() needs the client open: use `async with AsyncClient(...)`"
-            )
-        send, receive = anyio.create_memory_object_stream[GenerationResult | Exception](math.inf)
-        scope = anyio.CancelScope()
-        self._task_group.start_soon(
-            self._run_many, scope, checked, max_concurrency, send, generate_kwargs
-        )
-        return ResultStream(receive, scope, return_exceptions=return_exceptions)
+        checked = [sdxl_request(p, **options).positive_prompts[0] for p in given]
+        self._check_usable("generate_many", waits=True)
+        if self._task_group is None:  # _check_usable refused this already; for mypy
+            raise ClientClosedError("generate_many() needs the client open")
+        feed = functools.partial(self._run_many, checked, max_concurrency, generate_kwargs)
+        return ResultStream(feed, self._task_group, return_exceptions=return_exceptions)
 
     async def _run_many(
         self,
-        scope: anyio.CancelScope,
         prompts: list[str],
         max_concurrency: int,
-        send: MemoryObjectSendStream[GenerationResult | Exception],
         kwargs: dict[str, Any],
+        scope: anyio.CancelScope,
+        send: MemoryObjectSendStream[GenerationResult | Exception],
     ) -> None:
-        """Feed generate_many(): runs in the client's task group, stopped by `scope`.
+        """Feed generate_many(): runs in a task group, stopped by `scope`.
 
         Every outcome, errors included, goes to the stream: nothing raised here
-        may reach (and cancel) the client's task group.
+        may reach (and cancel) the task group it runs in.
         """
         slots = anyio.Semaphore(max_concurrency)
 
@@ -515,29 +687,43 @@ class AsyncClient(ActionMethods):
                     await slots.acquire()
                     group.start_soon(one, prompt)
 
+    @needs_client
     async def download(
         self, result: GenerationResult, directory: str | os.PathLike[str]
     ) -> list[Path]:
         """Save every image of a result into `directory` as `<TaskUID>-<index>.<ext>`.
 
+        The names are built from checked TaskUIDs and always lie directly in
+        `directory`. If one image fails, the others are stopped (their partial
+        files removed) and that image's `PicpikError` is raised.
+
         Example:
             >>> # paths = await client.download(result, "out/")
         """
-        folder = Path(directory)
-        paths: list[Path] = [Path()] * len(result.images)
+        targets = [
+            child_path(directory, image_file_name(i.task_uid, i.index, extension_for(i.url)))
+            for i in result.images
+        ]
+        paths: list[Path] = list(targets)
+        errors: list[PicpikError] = []
 
-        async def save(i: int) -> None:
-            image = result.images[i]
-            name = f"{image.task_uid}-{image.index}{extension_for(image.url)}"
-            paths[i] = await image.save(folder / name)
+        async def save(i: int, group: TaskGroup) -> None:
+            try:
+                paths[i] = await result.images[i].save(targets[i])
+            except PicpikError as error:
+                errors.append(error)
+                group.cancel_scope.cancel()
 
         async with anyio.create_task_group() as group:
             for i in range(len(result.images)):
-                group.start_soon(save, i)
+                group.start_soon(save, i, group)
+        if errors:
+            raise errors[0]
         return paths
 
     # --- the primitives of every other action (their methods: _client_actions.py) ---------
 
+    @needs_client
     async def submit_tasks(
         self, request: Request[SubmitResponse], *, request_uuid: str | None = None
     ) -> list[TaskHandle]:
@@ -555,6 +741,7 @@ class AsyncClient(ActionMethods):
         answer = await self.call(request, request_uuid=uuid)
         return [TaskHandle(uid, uuid) for uid in task_uids_of(answer)]
 
+    @needs_open
     async def submit_and_wait(
         self,
         request: Request[SubmitResponse],
@@ -564,45 +751,53 @@ class AsyncClient(ActionMethods):
     ) -> GenerationResult:
         """Submit any task-creating request and wait for its result.
 
+        A task that finishes without the output its request promises (images,
+        or texts for DescribeImages) raises `TaskFailedError`.
+
         Example:
             >>> # result = await client.submit_and_wait(GenerateBackgrounds(...), timeout=300)
         """
         handle = await self.submit(request)
-        return await self.wait(handle, timeout, prompt=prompt)
+        return await self._wait(handle, timeout, prompt, None, expects=request.output)
 
 
-def _positive_int(value: int, what: str) -> int:
+def _positive_int(value: int, prefix: str, *, what: str = "") -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValidationError(f"{what}_concurrency must be an integer >= 1, got {value!r}")
+        name = what or f"{prefix}_concurrency"
+        raise ValidationError(f"{name} must be an integer >= 1, got {value!r}")
     return value
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
-    """The answer's body, refused past MAX_RESPONSE_BYTES.
+def _positive_seconds(value: float) -> float:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ValidationError(f"timeout must be a number of seconds > 0, got {value!r}")
+    return float(number)
 
-    An oversized stream is closed, then iterated to its end rather than
-    abandoned: an abandoned async generator is finalised late (trio warns).
-    """
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise ProtocolError(f"answer declares {declared} bytes, more than {MAX_RESPONSE_BYTES}")
-    parts: list[bytes] = []
-    size = 0
-    too_big = False
+
+_CREDENTIALS: Final = re.compile(r"//[^/@\s]*@")
+
+
+def _http_client(
+    timeout: float, transport: httpx.AsyncBaseTransport | None, *, trust_env: bool
+) -> httpx.AsyncClient:
+    """Our own httpx client; a bad proxy or trust store in the environment is a PicpikError."""
     try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if not too_big and size > MAX_RESPONSE_BYTES:
-                too_big = True
-                parts.clear()
-                await response.aclose()
-            if not too_big:
-                parts.append(chunk)
-    except httpx.StreamClosed:
-        pass
-    if too_big:
-        raise ProtocolError(f"answer is larger than {MAX_RESPONSE_BYTES} bytes")
-    return b"".join(parts)
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, pool=None),
+            limits=DEFAULT_LIMITS,
+            transport=transport,
+            trust_env=trust_env,
+        )
+    except (ValueError, ImportError, OSError, httpx.InvalidURL) as exc:
+        detail = _CREDENTIALS.sub("//***@", f"{type(exc).__name__}: {exc}")
+        hint = (
+            "; check HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and SSL_CERT_FILE, "
+            "or pass trust_env=False to ignore the environment"
+            if trust_env
+            else ""
+        )
+        raise ValidationError(f"cannot set up the HTTP client ({detail}){hint}") from exc
 
 
 def _endpoint(base_url: str) -> str:

@@ -8,8 +8,9 @@ picpik-api.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar, Unpack
+import functools
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from ._actions import (
     DEFAULT_MODEL,
@@ -36,16 +37,54 @@ from ._actions import (
     generation_fields,
 )
 from ._images import ImageInput, to_data_uri
-from ._models import Image2Image, Request, SubmitResponse, TaskHandle
+from ._models import Image2Image, Request, SubmitResponse, TaskDetail, TaskHandle
 from ._results import GenerationResult
 
-__all__ = ["ActionMethods"]
+__all__ = ["ActionMethods", "needs_client", "needs_open"]
 
 R = TypeVar("R")
+T = TypeVar("T")
+P = ParamSpec("P")
+S = TypeVar("S", bound="ActionMethods")
+
+
+def needs_open(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """For methods that wait: refuse, before anything is sent, unless the client is open.
+
+    A task submitted by a client that cannot wait would be paid for and then
+    lost, so `ClientClosedError` (naming the method) comes first.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def checked(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        self._check_usable(name, waits=True)
+        return await method(self, *args, **kwargs)
+
+    return checked
+
+
+def needs_client(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """For methods that only send: refuse with `ClientClosedError` once the client is closed."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def checked(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        self._check_usable(name, waits=False)
+        return await method(self, *args, **kwargs)
+
+    return checked
 
 
 class ActionMethods:
-    """Mixed into `AsyncClient`, which provides the four primitives below."""
+    """Mixed into `AsyncClient`, which provides the primitives below."""
+
+    def _check_usable(self, method: str, *, waits: bool) -> None:
+        raise NotImplementedError
 
     async def call(self, request: Request[R], *, request_uuid: str | None = None) -> R:
         raise NotImplementedError
@@ -70,9 +109,11 @@ class ActionMethods:
         timeout: float | None = None,
         *,
         prompt: str | None = None,
+        on_update: Callable[[TaskDetail], object] | None = None,
     ) -> GenerationResult:
         raise NotImplementedError
 
+    @needs_open
     async def generate_sd15(
         self,
         prompt: str,
@@ -102,6 +143,7 @@ class ActionMethods:
         )
         return await self.submit_and_wait(request, timeout, prompt=prompt)
 
+    @needs_open
     async def upscale(
         self, image: ImageInput, *, width: int, height: int, timeout: float | None = None
     ) -> GenerationResult:
@@ -113,6 +155,7 @@ class ActionMethods:
         request = ResizeImage(image=await to_data_uri(image), width=width, height=height)
         return await self.submit_and_wait(request, timeout)
 
+    @needs_open
     async def remove_background(
         self,
         image: ImageInput,
@@ -131,6 +174,7 @@ class ActionMethods:
         request = RemoveBackground(raw_image=uri, box=box, **options)
         return await self.submit_and_wait(request, timeout)
 
+    @needs_open
     async def remove_backgrounds(
         self,
         images: Sequence[ImageInput],
@@ -150,6 +194,7 @@ class ActionMethods:
         handles = await self.submit_tasks(RemoveBackgroundsInBatch(raw_images=uris, **options))
         return [await self.wait(handle, timeout) for handle in handles]
 
+    @needs_open
     async def extract_contents(
         self,
         image: ImageInput,
@@ -173,6 +218,7 @@ class ActionMethods:
         )
         return await self.submit_and_wait(request, timeout)
 
+    @needs_open
     async def remove_contents(
         self,
         image: ImageInput,
@@ -193,6 +239,7 @@ class ActionMethods:
         )
         return await self.submit_and_wait(request, timeout)
 
+    @needs_open
     async def inpaint(
         self,
         image: ImageInput,
@@ -218,6 +265,7 @@ class ActionMethods:
         )
         return await self.submit_and_wait(request, timeout, prompt=prompt)
 
+    @needs_open
     async def apply_style(
         self,
         image: ImageInput,
@@ -242,6 +290,7 @@ class ActionMethods:
         )
         return await self.submit_and_wait(request, timeout, prompt=prompt)
 
+    @needs_open
     async def restore_faces(
         self, image: ImageInput, *, strength: float | None = None, timeout: float | None = None
     ) -> GenerationResult:
@@ -253,6 +302,7 @@ class ActionMethods:
         request = RestoreFaces(raw_image=await to_data_uri(image), restore_strength=strength)
         return await self.submit_and_wait(request, timeout)
 
+    @needs_open
     async def swap_face(
         self,
         image: ImageInput,
@@ -270,6 +320,7 @@ class ActionMethods:
         request = SwitchFace(raw_image=raw, new_face_image=face, raw_face_index=face_index)
         return await self.submit_and_wait(request, timeout)
 
+    @needs_open
     async def describe(
         self, *images: ImageInput, language: str | None = None, timeout: float | None = None
     ) -> list[str]:
@@ -285,6 +336,7 @@ class ActionMethods:
         request = DescribeImages(image_list=uris, translate_description=language)
         return list((await self.submit_and_wait(request, timeout)).texts)
 
+    @needs_client
     async def list_control_nets(self) -> ListControlNetsResponse:
         """The ControlNet models and pre-processors, keyed by name (ListControlNets, 3.2).
 

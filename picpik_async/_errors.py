@@ -4,13 +4,15 @@ PURE: no I/O, no anyio, no httpx.
 
     PicpikError
     ├── ValidationError (also a ValueError)   bad input, raised before any I/O
-    ├── ClientClosedError (also a RuntimeError)  the client was used after aclose()
+    ├── ClientClosedError (also a RuntimeError)  the client is closed or not open for the call
+    ├── ImageSaveError (also an OSError)       writing a downloaded image failed midway
     ├── APIError                              non-zero RetCode or HTTP error answer
     │   ├── AuthenticationError                   signature or key problems
     │   └── RateLimitError                        HTTP 429 or a throttling RetCode
     ├── TransportError                        connect/read failures, timeouts
     │   └── SubmitOutcomeUnknownError             a submit was sent, its answer lost
     ├── ProtocolError                         an answer that does not fit the contract
+    │   └── ResponseTooLargeError                 an answer or image past its size limit
     ├── TaskFailedError                       the task ran and failed
     │   └── TaskNotFoundError                     the service stopped reporting the task
     └── TaskTimeoutError                      a wait ran out of time (also a TimeoutError)
@@ -29,9 +31,11 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "ClientClosedError",
+    "ImageSaveError",
     "PicpikError",
     "ProtocolError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "SubmitOutcomeUnknownError",
     "TaskFailedError",
     "TaskNotFoundError",
@@ -65,7 +69,10 @@ class ValidationError(PicpikError, ValueError):
 
 
 class ClientClosedError(PicpikError, RuntimeError):
-    """The client was used after `aclose()` or after its `async with` block ended."""
+    """The client cannot take this call: it is closed, or a waiting call came outside `async with`.
+
+    Raised before anything is sent; the message names the method called.
+    """
 
 
 class APIError(PicpikError):
@@ -147,8 +154,41 @@ class SubmitOutcomeUnknownError(TransportError):
         super().__init__(f"{message} (request_uuid={request_uuid})")
 
 
+class ImageSaveError(PicpikError, OSError):
+    """Writing a downloaded image failed midway (disk full, an I/O error).
+
+    Also an OSError, as such failures were before. The OSError is the `__cause__`.
+    A path that cannot take the file at all is a `ValidationError`, raised
+    before the download starts.
+    """
+
+
 class ProtocolError(PicpikError):
-    """An answer did not fit the documented contract (not JSON, wrong types, missing fields)."""
+    """An answer did not fit the documented contract (not JSON, wrong types, missing fields).
+
+    `retryable` says whether asking again may help: a garbled answer to a read
+    may be a glitch; a redirect or an oversized answer will come back the same.
+    `http_status` is the answer's HTTP status when it is the reason (a redirect).
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool = True, http_status: int | None = None
+    ) -> None:
+        self.retryable = retryable
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class ResponseTooLargeError(ProtocolError):
+    """An answer or an image download was larger than its limit (counted decoded).
+
+    Attributes:
+        limit: the limit in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, retryable=False)
 
 
 class TaskFailedError(PicpikError):

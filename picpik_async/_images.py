@@ -1,7 +1,8 @@
 """Image inputs (path, bytes or data URI -> data URI) and result downloads.
 
 I/O: reads files with anyio and downloads through the client's httpx pool, with
-retries and a concurrency limit. Inputs are checked before any network I/O:
+retries, a concurrency limit and a size limit on the decoded bytes
+(`_streams.py` decodes them). Inputs are checked before any network I/O:
 the MIME type is sniffed from the bytes, never taken from a file name.
 """
 
@@ -9,18 +10,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import os
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Final
 
 import anyio
 import httpx
 
-from ._errors import APIError, TransportError, ValidationError, classify_api_error
+from ._decoding import ACCEPT_ENCODING
+from ._errors import (
+    APIError,
+    ClientClosedError,
+    ImageSaveError,
+    TransportError,
+    ValidationError,
+    classify_api_error,
+)
 from ._retry import RetryPolicy
+from ._streams import collect_body, copy_body
 
 __all__ = [
+    "MAX_DOWNLOAD_BYTES",
     "MAX_IMAGE_BYTES",
     "Downloader",
     "ImageExpiredError",
@@ -35,6 +48,9 @@ ImageInput = str | bytes | os.PathLike[str]
 # Inline base64 images make bodies large (picpik-api.md section 7); the size limit
 # is undocumented, so refuse inputs past a generous bound before sending them.
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
+# Result images are a few MB; past this a download is refused, counted decoded
+# (a small gzip body can inflate to gigabytes).
+MAX_DOWNLOAD_BYTES: Final = 64 * 1024 * 1024
 
 _SIGNATURES: Final = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -51,7 +67,6 @@ _EXTENSIONS: Final = {
     "image/gif": ".gif",
     "image/bmp": ".bmp",
 }
-_CHUNK: Final = 64 * 1024
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -145,40 +160,105 @@ class ImageExpiredError(APIError):
 
 
 class Downloader:
-    """Downloads result images through the client's pool, with retries and a limit."""
+    """Downloads result images through the client's pool: retries, a concurrency and a size limit.
 
-    def __init__(self, http: httpx.AsyncClient, policy: RetryPolicy, concurrency: int) -> None:
+    Args:
+        http: the client's httpx pool.
+        policy: how failed downloads are retried.
+        concurrency: downloads in flight at once.
+        max_bytes: the largest image accepted, counted decoded.
+        is_closed: says whether the owning client is closed (no download then).
+
+    Example:
+        >>> # downloader = Downloader(http, RetryPolicy(), 8, max_bytes=16 * 2**20)
+        >>> # data = await downloader.read("https://cdn.example/a.png")
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        policy: RetryPolicy,
+        concurrency: int,
+        *,
+        max_bytes: int = MAX_DOWNLOAD_BYTES,
+        is_closed: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._http = http
         self._policy = policy
         self._limiter = anyio.CapacityLimiter(concurrency)
+        self._max_bytes = _check_max_bytes(max_bytes)
+        self._is_closed = is_closed
 
     async def read(self, url: str) -> bytes:
-        """The bytes of an image."""
-        chunks: list[bytes] = []
+        """The bytes of an image.
+
+        Raises:
+            ClientClosedError: the client is closed (checked before any I/O).
+            ResponseTooLargeError: the image is past `max_bytes`, declared or decoded.
+            ImageExpiredError: the URL is gone (images last 24 hours).
+
+        Example:
+            >>> # png = await downloader.read(image.url)
+        """
+        self._check_open("read")
+        parts: list[bytes] = []
 
         async def sink(response: httpx.Response) -> None:
-            chunks[:] = [chunk async for chunk in response.aiter_bytes(_CHUNK)]
+            parts[:] = [await collect_body(response, limit=self._max_bytes, what=_image(url))]
 
         await self._fetch(url, sink)
-        return b"".join(chunks)
+        return b"".join(parts)
 
     async def save(self, url: str, path: str | os.PathLike[str]) -> Path:
-        """Stream an image to `path` (written to a temporary name, then renamed)."""
+        """Stream an image to `path` via `<path>.part`, renamed once complete.
+
+        Parent folders are created. On any failure, cancellation included,
+        neither the file nor the `.part` is left behind.
+
+        Raises:
+            ClientClosedError: the client is closed (checked before any I/O).
+            ValidationError: the path cannot take the file (a directory or a
+                file in the way, no permission); raised before downloading.
+            ImageSaveError: writing failed midway (disk full, an I/O error).
+            ResponseTooLargeError: the image is past `max_bytes`, declared or decoded.
+            ImageExpiredError: the URL is gone (images last 24 hours).
+
+        Example:
+            >>> # path = await downloader.save(image.url, "out/apple.png")
+        """
+        self._check_open("save")
         target = Path(path)
         partial = target.with_name(target.name + ".part")
+        try:
+            await _prepare(target, partial)
+            await self._fetch(url, self._file_sink(url, target, partial))
+            try:
+                await anyio.Path(partial).replace(target)
+            except OSError as exc:
+                raise _save_error(target, exc) from exc
+        finally:
+            with anyio.CancelScope(shield=True):  # a cancelled save still cleans up
+                await _discard(partial)
+        return target
+
+    def _check_open(self, method: str) -> None:
+        if self._is_closed():
+            raise ClientClosedError(
+                f"GeneratedImage.{method}() needs an open client: the AsyncClient that made "
+                "this result is closed; read or save its images inside its `async with` block"
+            )
+
+    def _file_sink(self, url: str, target: Path, partial: Path) -> _Sink:
+        """Write one attempt's body to `partial` (from its start: a retry starts over)."""
 
         async def sink(response: httpx.Response) -> None:
-            async with await anyio.open_file(partial, "wb") as file:
-                async for chunk in response.aiter_bytes(_CHUNK):
-                    await file.write(chunk)
+            try:
+                async with await anyio.open_file(partial, "wb") as file:
+                    await copy_body(response, file.write, limit=self._max_bytes, what=_image(url))
+            except OSError as exc:
+                raise _save_error(target, exc) from exc
 
-        await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
-        try:
-            await self._fetch(url, sink)
-            await anyio.Path(partial).replace(target)
-        finally:
-            await anyio.Path(partial).unlink(missing_ok=True)
-        return target
+        return sink
 
     async def _fetch(self, url: str, sink: _Sink) -> None:
         retrying = self._policy.retrying(sleep=anyio.sleep, action="download", request_uuid="-")
@@ -188,12 +268,48 @@ class Downloader:
                     await self._fetch_once(url, sink)
 
     async def _fetch_once(self, url: str, sink: _Sink) -> None:
+        # Only codings `_decoding` inflates with a bound (no brotli or zstd).
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
         try:
-            async with self._http.stream("GET", url) as response:
+            async with self._http.stream("GET", url, headers=headers) as response:
                 _check_download(response, url)
                 await sink(response)
         except httpx.TransportError as exc:
             raise TransportError(f"downloading {_short(url)} failed: {exc!r}") from exc
+
+
+def _check_max_bytes(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValidationError(f"max_download_bytes must be an integer >= 1, got {value!r}")
+    return value
+
+
+async def _prepare(target: Path, partial: Path) -> None:
+    """Create the folders and an empty `.part`: a path that cannot take them is refused."""
+    try:
+        await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+        if await anyio.Path(target).is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+        await anyio.Path(partial).write_bytes(b"")
+    except OSError as exc:
+        raise ValidationError(f"cannot save an image to {target}: {_reason(exc)}") from exc
+
+
+def _save_error(target: Path, exc: OSError) -> ImageSaveError:
+    return ImageSaveError(f"saving an image to {target} failed: {_reason(exc)}")
+
+
+def _reason(exc: OSError) -> str:
+    """What went wrong, and with which file ("File exists: out/a")."""
+    if exc.strerror is None:
+        return str(exc)
+    return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+
+
+async def _discard(partial: Path) -> None:
+    """Remove a `.part` file, if any: best effort, the error being raised matters more."""
+    with suppress(OSError):
+        await anyio.Path(partial).unlink(missing_ok=True)
 
 
 def _check_download(response: httpx.Response, url: str) -> None:
@@ -209,6 +325,10 @@ def _check_download(response: httpx.Response, url: str) -> None:
         cls, retryable = classify_api_error(None, f"HTTP {status}", status)
         raise cls(f"downloading {_short(url)} failed", http_status=status, retryable=retryable,
                   action="download")  # fmt: skip
+
+
+def _image(url: str) -> str:
+    return f"image {_short(url)}"
 
 
 def _short(url: str) -> str:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 import attrs
 from attrs import field, frozen
@@ -56,6 +57,36 @@ RESIZE_MODES = ("JustResize", "CropAndResize", "ResizeAndFill")
 COMMON_FIELDS = ("Action", "PublicKey", "Signature", "request_uuid")
 
 R = TypeVar("R")
+
+# TaskUIDs end up in file names (`<TaskUID>-<index>.png`), so only a conservative
+# alphabet is accepted, from callers and from answers alike. The documented ones
+# are 20 xid-like characters (docs/protocol.md, "TaskUIDs").
+TASK_UID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+TASK_UID_RULE: Final = "1..128 letters, digits, '-' or '_'"
+
+
+def is_task_uid(value: object) -> bool:
+    """Whether a value is a well-formed TaskUID (see `TASK_UID_PATTERN`).
+
+    Example:
+        >>> is_task_uid("cktlm6lrh4miq8ng9nf0"), is_task_uid("../../tmp/x")
+        (True, False)
+    """
+    return isinstance(value, str) and TASK_UID_PATTERN.fullmatch(value) is not None
+
+
+def check_task_uid(value: object, what: str = "task_uid") -> str:
+    """Return a well-formed TaskUID, or raise `ValidationError` naming `what`.
+
+    Example:
+        >>> check_task_uid("")
+        Traceback (most recent call last):
+        ...
+        picpik_async._errors.ValidationError: task_uid must be a TaskUID (...), got ''
+    """
+    if not is_task_uid(value):
+        raise ValidationError(f"{what} must be a TaskUID ({TASK_UID_RULE}), got {value!r:.80}")
+    return cast("str", value)
 
 
 # --- validators and converters ------------------------------------------------
@@ -292,6 +323,8 @@ class Request(Generic[R]):
     action: ClassVar[str]
     response_type: ClassVar[type[Any]]
     creates_task: ClassVar[bool] = False
+    # What a finished task of this request must hold: "images" or "texts".
+    output: ClassVar[str] = "images"
 
     extra_fields: Mapping[str, Any] = field(
         factory=dict, kw_only=True, converter=_to_extras, validator=_check_extras, hash=False
@@ -375,6 +408,8 @@ class ListTasksDetails(Request["ListTasksDetailsResponse"]):
     def __attrs_post_init__(self) -> None:
         if not self.task_uid_list:
             raise ValidationError("ListTasksDetails.task_uid_list must hold at least one TaskUID")
+        for index, uid in enumerate(self.task_uid_list):
+            check_task_uid(uid, f"ListTasksDetails.task_uid_list[{index}]")
 
 
 @frozen

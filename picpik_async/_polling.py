@@ -7,6 +7,7 @@ one poller, many waiters").
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,10 +16,19 @@ from typing import Any, Final
 import attrs
 from attrs import define, field, frozen
 
-from ._errors import ProtocolError, ValidationError
+from ._errors import PicpikError, ProtocolError, ValidationError, is_parameter_error
 from ._models import TaskDetail, TaskStatus
 
-__all__ = ["PollSchedule", "PollSettings", "check_answer", "is_known_status", "task_status"]
+__all__ = [
+    "FailedPoll",
+    "PollSchedule",
+    "PollSettings",
+    "check_answer",
+    "is_known_status",
+    "missing_output",
+    "on_failed_poll",
+    "task_status",
+]
 
 # Status words: only the legacy set is documented (picpik-api.md section 5, 8.3).
 SUCCESS_WORDS: Final = frozenset(
@@ -54,6 +64,46 @@ def task_status(detail: TaskDetail) -> TaskStatus:
     if word in FAILURE_WORDS:
         return TaskStatus.FAILED
     return TaskStatus.PENDING
+
+
+def missing_output(detail: TaskDetail, expects: str | None) -> str | None:
+    """Why a finished task's detail is not a usable result, or None when it is.
+
+    A task reported finished with nothing to show is an error, not an empty
+    success: `expects` is "images" or "texts" when the request is known (what
+    `Request.output` says), None when only the TaskUID is (then either will do).
+
+    Example:
+        >>> missing_output(TaskDetail(task_uid="u", status="Finished"), "images")
+        'finished without any image URL'
+    """
+    has = {"images": bool(detail.img_list), "texts": bool(detail.txt_list)}
+    if expects is None:
+        return None if any(has.values()) else "finished without any image URL or text"
+    if has[expects]:
+        return None
+    return "finished without any image URL" if expects == "images" else "finished without any text"
+
+
+class FailedPoll(enum.Enum):
+    """What the poller does with a ListTasksDetails request that failed (after retries)."""
+
+    SPLIT = "split"  # the list may be too long: halve it, ask for each half
+    SETTLE = "settle"  # one TaskUID the service refuses: that task's waiters fail now
+    BACK_OFF = "back_off"  # the service is unwell: back the whole poller off
+
+
+def on_failed_poll(chunk_size: int, error: PicpikError) -> FailedPoll:
+    """Decide what a failed poll means (design: only a single-UID failure is that task's).
+
+    Example:
+        >>> from picpik_async import APIError
+        >>> on_failed_poll(8, APIError("TaskUIDList invalid", ret_code=160))
+        <FailedPoll.SPLIT: 'split'>
+    """
+    if not (is_parameter_error(error) or isinstance(error, ValidationError)):
+        return FailedPoll.BACK_OFF
+    return FailedPoll.SPLIT if chunk_size > 1 else FailedPoll.SETTLE
 
 
 def is_known_status(status: str) -> bool:

@@ -12,7 +12,6 @@ import uuid
 from typing import Any, Final, TypeVar
 
 from ._errors import (
-    APIError,
     PicpikError,
     ProtocolError,
     RateLimitError,
@@ -20,7 +19,15 @@ from ._errors import (
     TransportError,
     classify_api_error,
 )
-from ._models import Envelope, Request, SubmitResponse
+from ._models import (
+    TASK_UID_RULE,
+    Envelope,
+    ListRunningTasksResponse,
+    ListTasksDetailsResponse,
+    Request,
+    SubmitResponse,
+    is_task_uid,
+)
 from ._retry import parse_retry_after
 from ._signing import drop_none, dumps, sign
 from ._wire import structure, unstructure
@@ -31,6 +38,7 @@ __all__ = [
     "lost_answer",
     "new_request_uuid",
     "parse_response",
+    "proves_refusal",
     "wire_params",
 ]
 
@@ -111,8 +119,17 @@ def parse_response(
             ret_code=_ret_code_of(data),
             **context,
         )
+    if 300 <= status_code < 400:
+        # Never followed (the signed body would go elsewhere) and never retried:
+        # the same request would be redirected again.
+        raise ProtocolError(
+            f"{action} answered HTTP {status_code}, a redirect, which is never followed: "
+            "check base_url (https, host and path)",
+            retryable=False,
+            http_status=status_code,
+        )
     if not 200 <= status_code < 300:
-        raise _http_error(status_code, data, context)
+        raise _http_error(request, status_code, data, context)
     if not isinstance(data, dict):
         raise ProtocolError(f"{action} answer is not a JSON object")
     envelope = structure(data, Envelope)
@@ -123,7 +140,29 @@ def parse_response(
     result: R = structure(data, request.response_type)
     if isinstance(result, SubmitResponse) and not result.task_uid.strip():
         raise ProtocolError(f"{action} answer has an empty TaskUID")
+    _check_task_uids(result, action)
     return result
+
+
+def _task_uids_in(answer: object) -> tuple[str, ...]:
+    if isinstance(answer, SubmitResponse):
+        return (answer.task_uid, *getattr(answer, "task_uid_list", ()))
+    if isinstance(answer, ListTasksDetailsResponse):
+        return tuple(detail.task_uid for detail in answer.task_detail_list)
+    if isinstance(answer, ListRunningTasksResponse):
+        return answer.task_uid_list
+    return ()
+
+
+def _check_task_uids(answer: object, action: str) -> None:
+    # A TaskUID names files on disk: one that could climb out of a folder
+    # (`../x`, `/tmp/x`) is a broken answer, never a path (docs/protocol.md).
+    for uid in _task_uids_in(answer):
+        if not is_task_uid(uid):
+            raise ProtocolError(
+                f"{action} answer holds a malformed TaskUID {uid!r:.60} (expected {TASK_UID_RULE})",
+                retryable=False,
+            )
 
 
 def _decode(content: bytes) -> object:
@@ -148,10 +187,35 @@ def _ret_code_of(data: object) -> int | None:
     return None
 
 
-def _http_error(status_code: int, data: object, context: dict[str, Any]) -> APIError:
+def proves_refusal(status_code: int, ret_code: int | None) -> bool:
+    """Whether an HTTP error answer to a task-creating request proves no task was made.
+
+    Only a throttle (429), "unavailable" (503) or a refusal RetCode in a JSON
+    envelope say so; a gateway's 500, 502 or 504 may come after the service
+    created (and charged) the task.
+
+    Example:
+        >>> proves_refusal(503, None), proves_refusal(504, None), proves_refusal(500, 5000)
+        (True, False, True)
+    """
+    return status_code in (429, 503) or (ret_code is not None and ret_code != 0)
+
+
+def _http_error(
+    request: Request[Any], status_code: int, data: object, context: dict[str, Any]
+) -> PicpikError:
     ret_code = _ret_code_of(data)
     message = _message_of(data) or f"HTTP {status_code}"
     cls, retryable = classify_api_error(ret_code, message, status_code)
+    if request.creates_task and not proves_refusal(status_code, ret_code):
+        if status_code >= 500:
+            return SubmitOutcomeUnknownError(
+                f"{request.action} answered HTTP {status_code} after the request was sent; "
+                "the task may or may not exist",
+                request_uuid=context["request_uuid"],
+                action=request.action,
+            )
+        retryable = False  # a 4xx from a gateway: refused, but not provably retry-safe
     return cls(message, ret_code=ret_code, http_status=status_code, retryable=retryable, **context)
 
 
@@ -197,9 +261,11 @@ def garbled_answer(
     """The error for an answer that does not fit the contract.
 
     For a task-creating request the service may have created the task even
-    though we cannot read its TaskUID, so the outcome is unknown.
+    though we cannot read its TaskUID, so the outcome is unknown; a redirect
+    is the exception: it never reached the service, and says so at once.
     """
-    if request.creates_task:
+    redirect = error.http_status is not None and 300 <= error.http_status < 400
+    if request.creates_task and not redirect:
         unknown = SubmitOutcomeUnknownError(
             f"{request.action} answer could not be read ({error}); the task may or may not exist",
             request_uuid=request_uuid,

@@ -142,15 +142,14 @@ class RetryPolicy:
                 _describe(error), request_uuid,
             )  # fmt: skip
             if on_retry is not None and error is not None:
-                on_retry(
-                    RetryEvent(
-                        action=action,
-                        request_uuid=request_uuid,
-                        attempt=state.attempt_number,
-                        error=error,
-                        wait=delay,
-                    )
+                event = RetryEvent(
+                    action=action,
+                    request_uuid=request_uuid,
+                    attempt=state.attempt_number,
+                    error=error,
+                    wait=delay,
                 )
+                _call_hook(on_retry, event)
 
         return AsyncRetrying(
             sleep=sleep,
@@ -175,9 +174,9 @@ def is_retryable(error: BaseException, policy: RetryPolicy) -> bool:
     """
     if isinstance(error, SubmitOutcomeUnknownError):
         return policy.retry_unknown_submits
-    if isinstance(error, APIError):
+    if isinstance(error, APIError | ProtocolError):
         return error.retryable
-    return isinstance(error, TransportError | ProtocolError)
+    return isinstance(error, TransportError)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -208,6 +207,14 @@ def _seconds_until(text: str, now: datetime | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (when - (now or datetime.now(UTC))).total_seconds()
+
+
+def _call_hook(on_retry: Callable[[RetryEvent], object], event: RetryEvent) -> None:
+    """Run the user's hook; what it raises is logged, never the call's outcome."""
+    try:
+        on_retry(event)
+    except Exception:
+        logger.warning("on_retry callback raised for %s; ignored", event.action, exc_info=True)
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:

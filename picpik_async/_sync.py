@@ -3,7 +3,9 @@
 I/O: it owns an event loop in a background thread (an anyio blocking portal,
 `anyio.from_thread.start_blocking_portal`) and an `AsyncClient` opened inside
 it. Every method forwards to the `AsyncClient` method of the same name through
-the portal and blocks until it returns; no request logic lives here.
+the portal and blocks until it returns; no request logic lives here. Results
+come back as `BlockingResult`, whose `BlockingImage`s read and save through the
+same portal (issue 11, item 14: async images in a blocking API did nothing).
 """
 
 from __future__ import annotations
@@ -16,18 +18,112 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, overload
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from attrs import field, frozen
 
-from ._client import AsyncClient
+from ._client import AsyncClient, ResultStream
 from ._errors import ClientClosedError, PicpikError
+from ._models import TaskDetail
 from ._results import GeneratedImage, GenerationResult
 
-__all__ = ["Client"]
+__all__ = ["BlockingImage", "BlockingResult", "Client"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+U = TypeVar("U")
+
+
+class _Runner(Protocol):
+    """Runs an async job on a `Client`'s event loop and blocks for its result (`Client._run`)."""
+
+    def __call__(self, job: Callable[[], Awaitable[T]], /) -> T: ...
+
+
+# --- what the Client returns ------------------------------------------------------------
+
+
+@frozen
+class BlockingImage:
+    """One result image of a `Client`: `read()` and `save()` block, no `await`.
+
+    Its URL is valid for 24 hours: save it soon. It reads through the `Client`
+    that made it; once that client is closed, both raise `ClientClosedError`.
+
+    Example:
+        >>> # result = client.generate("a red apple")
+        >>> # path = result.images[0].save("apple.png")
+    """
+
+    url: str
+    index: int
+    task_uid: str
+    _image: GeneratedImage = field(repr=False, eq=False, alias="image")
+    _run: _Runner = field(repr=False, eq=False, alias="run")
+
+    @classmethod
+    def wrap(cls, image: GeneratedImage, run: _Runner) -> BlockingImage:
+        """The blocking twin of an async image, running on `run`."""
+        return cls(image.url, image.index, image.task_uid, image=image, run=run)
+
+    def read(self) -> bytes:
+        """Download the image and return its bytes."""
+        return self._run(self._image.read)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Stream the image to `path` (parent folders are created) and return the path."""
+        return self._run(functools.partial(self._image.save, path))
+
+
+@frozen(kw_only=True)
+class BlockingResult:
+    """A finished task as a `Client` returns it: a `GenerationResult` with blocking images.
+
+    Attributes:
+        task_uid, request_uuid, seed, credits, texts, detail, prompt: as in
+            `GenerationResult`.
+        images: the result images, as `BlockingImage`s, in the service's order.
+        result: the async `GenerationResult` this wraps.
+    """
+
+    task_uid: str
+    request_uuid: str | None
+    seed: int | None
+    credits: int | None
+    images: tuple[BlockingImage, ...]
+    texts: tuple[str, ...] = ()
+    detail: TaskDetail = field(repr=False)
+    prompt: str | None = None
+    result: GenerationResult = field(repr=False, eq=False)
+    _run: _Runner = field(repr=False, eq=False, alias="run")
+
+    @classmethod
+    def wrap(cls, result: GenerationResult, run: _Runner) -> BlockingResult:
+        """The blocking twin of an async result, its images running on `run`."""
+        return cls(
+            task_uid=result.task_uid,
+            request_uuid=result.request_uuid,
+            seed=result.seed,
+            credits=result.credits,
+            images=tuple(BlockingImage.wrap(image, run) for image in result.images),
+            texts=result.texts,
+            detail=result.detail,
+            prompt=result.prompt,
+            result=result,
+            run=run,
+        )
+
+
+def _wrap_all(results: list[GenerationResult], run: _Runner) -> list[BlockingResult]:
+    return [BlockingResult.wrap(result, run) for result in results]
+
+
+def _as_is(value: T, run: _Runner) -> T:
+    return value
+
+
+# --- forwarding -------------------------------------------------------------------------
 
 
 def _running_event_loop() -> str | None:
@@ -52,22 +148,46 @@ def _refuse_event_loop() -> None:
         )
 
 
-def _blocking(
+def _forwarder(
     method: Callable[Concatenate[AsyncClient, P], Awaitable[T]],
-) -> Callable[Concatenate[Client, P], T]:
-    """A `Client` method that runs the `AsyncClient` method of the same name and blocks."""
+    convert: Callable[[T, _Runner], U],
+    returns: str,
+) -> Callable[Concatenate[Client, P], U]:
+    """A `Client` method: run `method` on the portal, block, `convert` its answer."""
 
-    def forward(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._run(functools.partial(method, self._async, *args, **kwargs))
+    def forward(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> U:
+        answer = self._run(functools.partial(method, self._async, *args, **kwargs))
+        return convert(answer, self._run)
 
     name = method.__name__
     forward.__name__ = name
     forward.__qualname__ = f"Client.{name}"
     forward.__doc__ = (
-        f"Blocking `AsyncClient.{name}()`: same arguments, same result, no `await`.\n\n"
+        f"Blocking `AsyncClient.{name}()`: same arguments, {returns}, no `await`.\n\n"
         f"{method.__doc__ or ''}"
     )
     return forward
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncClient, P], Awaitable[T]],
+) -> Callable[Concatenate[Client, P], T]:
+    """A `Client` method that runs the `AsyncClient` method of the same name and blocks."""
+    return _forwarder(method, _as_is, "same result")
+
+
+def _blocking_result(
+    method: Callable[Concatenate[AsyncClient, P], Awaitable[GenerationResult]],
+) -> Callable[Concatenate[Client, P], BlockingResult]:
+    """Like `_blocking`, for a method whose `GenerationResult` becomes a `BlockingResult`."""
+    return _forwarder(method, BlockingResult.wrap, "a `BlockingResult`")
+
+
+def _blocking_results(
+    method: Callable[Concatenate[AsyncClient, P], Awaitable[list[GenerationResult]]],
+) -> Callable[Concatenate[Client, P], list[BlockingResult]]:
+    """Like `_blocking_result`, for a method returning a list of results."""
+    return _forwarder(method, _wrap_all, "a list of `BlockingResult`")
 
 
 class Client:
@@ -80,8 +200,10 @@ class Client:
     (`on_retry`, `on_update`) run in the background thread. Inside a running
     event loop it raises `RuntimeError`: use `AsyncClient` there.
 
-    Result images are read and saved with `read_image()`, `save_image()` and
-    `download()` (`GeneratedImage.read()` and `.save()` are async).
+    The methods that return a `GenerationResult` in `AsyncClient` return a
+    `BlockingResult` here: the same fields, and `BlockingImage`s whose `read()`
+    and `save()` block too (`.result` is the async result it wraps). They work
+    while the client is open, and raise `ClientClosedError` after `close()`.
 
     Example:
         >>> import picpik_async as picpik
@@ -90,7 +212,7 @@ class Client:
         ...         result = client.generate("a red apple", seed=42)
         ...         client.download(result, "out/")
         ...         big = client.upscale("out/photo.png", width=2048, height=2048)
-        ...         client.save_image(big.images[0], "out/big.png")
+        ...         big.images[0].save("out/big.png")
     """
 
     def __init__(self, *, backend: str = "asyncio", **options: Any) -> None:
@@ -154,25 +276,24 @@ class Client:
     call = _blocking(AsyncClient.call)
     submit = _blocking(AsyncClient.submit)
     submit_tasks = _blocking(AsyncClient.submit_tasks)
-    submit_and_wait = _blocking(AsyncClient.submit_and_wait)
-    wait = _blocking(AsyncClient.wait)
-    generate = _blocking(AsyncClient.generate)
+    submit_and_wait = _blocking_result(AsyncClient.submit_and_wait)
+    wait = _blocking_result(AsyncClient.wait)
+    generate = _blocking_result(AsyncClient.generate)
     list_tasks_details = _blocking(AsyncClient.list_tasks_details)
     list_models = _blocking(AsyncClient.list_models)
     list_running_tasks = _blocking(AsyncClient.list_running_tasks)
     list_control_nets = _blocking(AsyncClient.list_control_nets)
     get_credit_balance = _blocking(AsyncClient.get_credit_balance)
-    download = _blocking(AsyncClient.download)
-    generate_sd15 = _blocking(AsyncClient.generate_sd15)
-    upscale = _blocking(AsyncClient.upscale)
-    remove_background = _blocking(AsyncClient.remove_background)
-    remove_backgrounds = _blocking(AsyncClient.remove_backgrounds)
-    extract_contents = _blocking(AsyncClient.extract_contents)
-    remove_contents = _blocking(AsyncClient.remove_contents)
-    inpaint = _blocking(AsyncClient.inpaint)
-    apply_style = _blocking(AsyncClient.apply_style)
-    restore_faces = _blocking(AsyncClient.restore_faces)
-    swap_face = _blocking(AsyncClient.swap_face)
+    generate_sd15 = _blocking_result(AsyncClient.generate_sd15)
+    upscale = _blocking_result(AsyncClient.upscale)
+    remove_background = _blocking_result(AsyncClient.remove_background)
+    remove_backgrounds = _blocking_results(AsyncClient.remove_backgrounds)
+    extract_contents = _blocking_result(AsyncClient.extract_contents)
+    remove_contents = _blocking_result(AsyncClient.remove_contents)
+    inpaint = _blocking_result(AsyncClient.inpaint)
+    apply_style = _blocking_result(AsyncClient.apply_style)
+    restore_faces = _blocking_result(AsyncClient.restore_faces)
+    swap_face = _blocking_result(AsyncClient.swap_face)
     describe = _blocking(AsyncClient.describe)
 
     def generate_many(
@@ -182,9 +303,10 @@ class Client:
         max_concurrency: int = 32,
         return_exceptions: bool = False,
         **generate_kwargs: Any,
-    ) -> Iterator[GenerationResult | PicpikError]:
+    ) -> Iterator[BlockingResult | PicpikError]:
         """Blocking `AsyncClient.generate_many()`: a plain iterator, in completion order.
 
+        It yields `BlockingResult`s (and, with `return_exceptions`, errors).
         Leaving the loop early stops the prompts still in flight.
 
         Example:
@@ -201,30 +323,56 @@ class Client:
         stream = self._run(start)  # options are checked here, before the first result
         return self._iterate(stream)
 
-    def _iterate(self, stream: Any) -> Iterator[GenerationResult | PicpikError]:
+    def _iterate(self, stream: ResultStream) -> Iterator[BlockingResult | PicpikError]:
         try:
             while True:
                 try:
-                    item: GenerationResult | PicpikError = self._run(stream.__anext__)
+                    item = self._run(stream.__anext__)
                 except StopAsyncIteration:
                     return
-                yield item
+                if isinstance(item, GenerationResult):
+                    yield BlockingResult.wrap(item, self._run)
+                else:
+                    yield item
         finally:
             if not self._closed:
                 self._run(stream.aclose)
 
-    def read_image(self, image: GeneratedImage) -> bytes:
-        """Download a result image and return its bytes (blocking `GeneratedImage.read()`).
+    # --- images: of either kind; a BlockingImage reads through the Client that made it ---
+
+    def download(
+        self, result: BlockingResult | GenerationResult, directory: str | os.PathLike[str]
+    ) -> list[Path]:
+        """Save every image of a result into `directory` as `<TaskUID>-<index>.<ext>`.
+
+        Blocking `AsyncClient.download()`; `result` may be a `BlockingResult`
+        or an async `GenerationResult`.
+
+        Example:
+            >>> # paths = client.download(result, "out/")
+        """
+        if isinstance(result, BlockingResult):
+            return result._run(functools.partial(self._async.download, result.result, directory))
+        return self._run(functools.partial(self._async.download, result, directory))
+
+    def read_image(self, image: BlockingImage | GeneratedImage) -> bytes:
+        """Download a result image and return its bytes (`BlockingImage.read()`).
 
         Example:
             >>> # png = client.read_image(result.images[0])
         """
+        if isinstance(image, BlockingImage):
+            return image.read()
         return self._run(image.read)
 
-    def save_image(self, image: GeneratedImage, path: str | os.PathLike[str]) -> Path:
-        """Save a result image to `path` (blocking `GeneratedImage.save()`).
+    def save_image(
+        self, image: BlockingImage | GeneratedImage, path: str | os.PathLike[str]
+    ) -> Path:
+        """Save a result image to `path` and return the path (`BlockingImage.save()`).
 
         Example:
             >>> # client.save_image(result.images[0], "apple.png")
         """
+        if isinstance(image, BlockingImage):
+            return image.save(path)
         return self._run(functools.partial(image.save, path))

@@ -24,10 +24,23 @@ from ._errors import (
     TaskFailedError,
     TaskNotFoundError,
     TaskTimeoutError,
-    is_parameter_error,
 )
-from ._models import ListTasksDetails, ListTasksDetailsResponse, TaskDetail, TaskStatus
-from ._polling import PollSchedule, PollSettings, check_answer, is_known_status, task_status
+from ._models import (
+    ListTasksDetails,
+    ListTasksDetailsResponse,
+    TaskDetail,
+    TaskStatus,
+    check_task_uid,
+)
+from ._polling import (
+    FailedPoll,
+    PollSchedule,
+    PollSettings,
+    check_answer,
+    is_known_status,
+    on_failed_poll,
+    task_status,
+)
 
 __all__ = ["TaskWaiter"]
 
@@ -87,10 +100,12 @@ class TaskWaiter:
         `on_update` is called with each pending TaskDetail the poller sees.
 
         Raises:
+            ValidationError: `task_uid` is not a TaskUID (nothing is polled).
             TaskFailedError: the task failed (or went missing: TaskNotFoundError).
             TaskTimeoutError: `timeout` seconds passed first; other waiters go on.
             ClientClosedError: the client was closed while waiting.
         """
+        check_task_uid(task_uid)
         if self._closed:
             raise ClientClosedError("the client is closed; open a new one to wait for tasks")
         slot = self._register(task_uid, on_update)
@@ -174,24 +189,30 @@ class TaskWaiter:
             answer = await self._list_tasks(ListTasksDetails(chunk))
             found = check_answer(chunk, answer.task_detail_list)
         except PicpikError as error:
-            if is_parameter_error(error) and len(chunk) > 1:
-                # The list may be longer than the service accepts (undocumented):
-                # halve it and try each half (design.md).
-                logger.info("ListTasksDetails refused %d TaskUIDs; halving", len(chunk))
-                for half in self._schedule.split(chunk):
-                    await self._poll_chunk(half)
-                return
-            self._poll_failed(chunk, error)
+            await self._poll_failed(chunk, error)
             return
         self._schedule.answered()
         now = anyio.current_time()
         for uid in chunk:
             self._apply(uid, found.get(uid), now)
 
-    def _poll_failed(self, chunk: Sequence[str], error: PicpikError) -> None:
-        logger.warning("ListTasksDetails for %d task(s) failed: %s", len(chunk), error)
-        for uid in self._schedule.failed(chunk, anyio.current_time()):
-            self._settle(uid, None, error)
+    async def _poll_failed(self, chunk: Sequence[str], error: PicpikError) -> None:
+        match on_failed_poll(len(chunk), error):
+            case FailedPoll.SPLIT:
+                # The list may be longer than the service accepts (undocumented):
+                # halve it and try each half (docs/protocol.md, "Polling").
+                logger.info("ListTasksDetails refused %d TaskUIDs; halving", len(chunk))
+                for half in self._schedule.split(chunk):
+                    await self._poll_chunk(half)
+            case FailedPoll.SETTLE:
+                logger.warning("ListTasksDetails refused TaskUID %s: %s", chunk[0], error)
+                self._settle(chunk[0], None, error)
+            case FailedPoll.BACK_OFF:
+                logger.warning("ListTasksDetails for %d task(s) failed: %s", len(chunk), error)
+                for uid in self._schedule.failed(chunk, anyio.current_time()):
+                    self._settle(uid, None, error)
+            case unreachable:
+                assert_never(unreachable)
 
     def _apply(self, uid: str, detail: TaskDetail | None, now: float) -> None:
         if detail is None:
@@ -203,9 +224,8 @@ class TaskWaiter:
             case TaskStatus.PENDING:
                 self._note_word(detail.status)
                 self._schedule.pending(uid, now)
-                for slot in self._slots.get(uid, ()):
-                    if slot.on_update is not None:
-                        slot.on_update(detail)
+                for slot in list(self._slots.get(uid, ())):
+                    _notify(slot, detail)
             case TaskStatus.SUCCEEDED:
                 self._settle(uid, detail, None)
             case TaskStatus.FAILED:
@@ -218,3 +238,17 @@ class TaskWaiter:
         if not is_known_status(word) and word not in self._unknown_words:
             self._unknown_words.add(word)
             logger.info("unknown task status %r: treating it as still pending", word[:40])
+
+
+def _notify(slot: _Slot, detail: TaskDetail) -> None:
+    """Call a waiter's `on_update`; what it raises is logged, never let loose on the poller."""
+    if slot.on_update is None:
+        return
+    try:
+        slot.on_update(detail)
+    except Exception:
+        logger.warning(
+            "on_update callback raised while waiting for task %s; ignored",
+            detail.task_uid,
+            exc_info=True,
+        )

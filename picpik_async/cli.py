@@ -59,11 +59,14 @@ from picpik_async._client import AsyncClient
 from picpik_async._errors import (
     AuthenticationError,
     PicpikError,
+    TaskFailedError,
     TaskTimeoutError,
     ValidationError,
 )
+from picpik_async._files import child_path, text_file_name
 from picpik_async._images import to_data_uri
 from picpik_async._models import Request, SubmitResponse
+from picpik_async._polling import missing_output
 from picpik_async._results import GenerationResult
 
 if TYPE_CHECKING:
@@ -507,12 +510,20 @@ def generate(prompt: str, **options: Any) -> None:
                     prompt=prompt,
                     on_update=lambda d: status.update(f"task {d.task_uid}: {d.status}"),
                 )
+                _require_images(result)
                 status.update(f"downloading {len(result.images)} image(s)")
                 paths = await client.download(result, options["out"])
         _print_summary(console, result, paths)
         return 0
 
     _run(options, job)
+
+
+def _require_images(result: GenerationResult) -> None:
+    """A task that finished without images is a failure here: there is nothing to save."""
+    problem = missing_output(result.detail, "images")
+    if problem is not None:
+        raise TaskFailedError(result.task_uid, result.detail.error_code, problem, "Finished")
 
 
 def _request_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -777,6 +788,7 @@ async def _save_images_of(
     async with _open_client(options) as client:
         with _Status(console) as status:
             result = await _submit_and_wait(client, request, options, status)
+            _require_images(result)
             status.update(f"downloading {len(result.images)} image(s)")
             paths = await client.download(result, options["out"])
     _print_summary(console, result, paths)
@@ -851,7 +863,7 @@ def describe(images: tuple[Path, ...], language: str | None, **options: Any) -> 
                 result = await _submit_and_wait(client, request, options, status)
         paths = []
         if options["out"] is not None:
-            path = anyio.Path(options["out"]) / f"{result.task_uid}.txt"
+            path = anyio.Path(child_path(options["out"], text_file_name(result.task_uid)))
             await path.parent.mkdir(parents=True, exist_ok=True)
             await path.write_text("".join(f"{text}\n" for text in result.texts), "utf-8")
             paths.append(Path(path))

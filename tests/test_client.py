@@ -173,10 +173,14 @@ async def test_cancelled_waiters_stop_status_traffic() -> None:
 
 async def test_chunk_is_split_only_on_parameter_errors() -> None:
     """A transient failure of a long list does not shrink the batch size."""
-    faults = Faults(busy=Trigger(rate=0.5, actions={"ListTasksDetails"}))
+    # The first two polls are refused as busy (transient): whichever lists they were.
+    faults = Faults(busy=Trigger(schedule={1, 2}, actions={"ListTasksDetails"}))
     emulator = Emulator(latency=0.2, seed=5, faults=faults)
     request = picpik.GenerateImagesSDXL(main_model=picpik.Model("m"))
-    async with make_client(emulator) as client:
+    # No jitter and a coarse grid: the 60 tasks are first due together, so the first
+    # poll (refused, then retried) is a list of 50 twice, unless the batch size shrank.
+    poll = picpik.PollSettings(poll_initial=0.05, poll_max=0.2, poll_grid=0.25, poll_jitter=0)
+    async with make_client(emulator, poll=poll) as client:
         handles = [await client.submit(request) for _ in range(60)]
         async with anyio.create_task_group() as group:
             for handle in handles:

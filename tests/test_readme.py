@@ -150,3 +150,35 @@ def test_blocking_client_example_runs(tmp_path: Path) -> None:
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert list((tmp_path / "out").glob("*.png"))
+
+
+def test_fan_out_cancellation_example_runs(tmp_path: Path) -> None:
+    """The generate_many cancellation snippet runs as written and saves its images."""
+    body = block_with("anyio.move_on_after(60)")
+    script = "\n".join(
+        [
+            "import anyio",
+            "import picpik_async as picpik",
+            "from picpik_async.testing import Emulator",
+            "",
+            "async def main() -> None:",
+            "    emulator = Emulator(latency=0.05)",
+            "    prompts = [f'a cat, take {i}' for i in range(6)]",
+            "    async with picpik.AsyncClient(",
+            "        public_key=emulator.public_key, private_key=emulator.private_key,",
+            "        base_url=emulator.url, transport=emulator.transport(),",
+            "        poll=picpik.PollSettings(poll_initial=0.05, poll_grid=0.05),",
+            "    ) as client:",
+            *("        " + line for line in body.splitlines()),
+            "",
+            "anyio.run(main)",
+        ]
+    )
+    (tmp_path / "out").mkdir()
+    (tmp_path / "fan_out.py").write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "fan_out.py"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 6

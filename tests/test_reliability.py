@@ -143,7 +143,7 @@ class _Chunks(httpx.AsyncByteStream):
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
 async def test_huge_answers_are_refused(declared: bool) -> None:
-    """A body over the size cap is a ProtocolError (after the read retries)."""
+    """A body over the size cap is a ResponseTooLargeError, not retried (it would come again)."""
     size = MAX_RESPONSE_BYTES + 10
     calls: list[int] = []
 
@@ -158,9 +158,9 @@ async def test_huge_answers_are_refused(declared: bool) -> None:
         public_key="p", private_key="s", base_url="http://127.0.0.1:1",
         transport=httpx.MockTransport(handler), retry=policy,
     ) as client:  # fmt: skip
-        with pytest.raises(picpik.ProtocolError, match=r"more than|larger than"):
+        with pytest.raises(picpik.ResponseTooLargeError, match=r"more than|larger than"):
             await client.get_credit_balance()
-    assert len(calls) == 2
+    assert len(calls) == 1
 
 
 async def test_a_silent_server_is_a_timeout_not_a_hang() -> None:

@@ -7,13 +7,15 @@ the same name, against the in-process emulator.
 from __future__ import annotations
 
 import doctest
+import inspect
 import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_type
 
 import anyio.to_thread
+import attrs
 import pytest
 from PIL import Image
 
@@ -65,22 +67,60 @@ def client(emulator: Emulator) -> Iterator[picpik.Client]:
 
 
 def test_generate_and_download(client: picpik.Client, tmp_path: Path) -> None:
-    """generate() blocks until the images exist; download() saves them."""
+    """generate() blocks until the images exist; download() saves either kind of result."""
     result = client.generate("a red apple", width=96, height=64, seed=42, batch_size=2)
+    assert_type(result, picpik.BlockingResult)
+    assert isinstance(result, picpik.BlockingResult)
     assert result.seed == 42
     assert len(result.images) == 2
-    paths = client.download(result, tmp_path / "out")
-    assert [p.name for p in paths] == [f"{result.task_uid}-0.png", f"{result.task_uid}-1.png"]
-    assert all(size_of(p.read_bytes()) == (96, 64) for p in paths)
+    names = [f"{result.task_uid}-0.png", f"{result.task_uid}-1.png"]
+    for given in (result, result.result):
+        paths = client.download(given, tmp_path / type(given).__name__)
+        assert [p.name for p in paths] == names
+        assert all(size_of(p.read_bytes()) == (96, 64) for p in paths)
+
+
+def test_images_read_and_save_blocking(client: picpik.Client, tmp_path: Path) -> None:
+    """A result's BlockingImage reads and saves without await (issue 11, item 14)."""
+    image = client.generate("a plum", width=96, height=64).images[0]
+    assert_type(image, picpik.BlockingImage)
+    data = image.read()
+    assert_type(data, bytes)
+    path = image.save(tmp_path / "deep" / "plum.png")
+    assert_type(path, Path)
+    assert path == tmp_path / "deep" / "plum.png"
+    assert path.read_bytes() == data
+    assert size_of(data) == (96, 64)
 
 
 def test_read_and_save_image(client: picpik.Client, tmp_path: Path) -> None:
-    """read_image() and save_image() are the blocking GeneratedImage.read()/save()."""
+    """read_image() and save_image() take a BlockingImage or an async GeneratedImage."""
     result = client.generate("a pear", width=64, height=64)
-    data = client.read_image(result.images[0])
-    assert data.startswith(b"\x89PNG")
-    path = client.save_image(result.images[0], tmp_path / "deep" / "pear.png")
-    assert path.read_bytes() == data
+    for image in (result.images[0], result.result.images[0]):
+        data = client.read_image(image)
+        assert data.startswith(b"\x89PNG")
+        path = client.save_image(image, tmp_path / type(image).__name__ / "pear.png")
+        assert path.read_bytes() == data
+
+
+def test_blocking_result_mirrors_generation_result(client: picpik.Client) -> None:
+    """BlockingResult has every field of GenerationResult, equal values, and a tidy repr."""
+    result = client.generate("a fig", width=64, height=64, batch_size=2)
+    wrapped = result.result
+    assert isinstance(wrapped, picpik.GenerationResult)
+    twin_fields = {f.name for f in attrs.fields(picpik.BlockingResult)}
+    for name in (f.name for f in attrs.fields(picpik.GenerationResult)):
+        assert name in twin_fields
+        if name != "images":
+            assert getattr(result, name) == getattr(wrapped, name)
+    assert [(i.url, i.index, i.task_uid) for i in result.images] == [
+        (i.url, i.index, i.task_uid) for i in wrapped.images
+    ]
+    assert result.prompt == "a fig"
+    assert "BlockingImage(url=" in repr(result)
+    assert "_run" not in repr(result)
+    assert "run=" not in repr(result)
+    assert "detail=" not in repr(result)
 
 
 def test_submit_wait_and_reads(client: picpik.Client) -> None:
@@ -90,6 +130,7 @@ def test_submit_wait_and_reads(client: picpik.Client) -> None:
     assert handle.task_uid in client.list_running_tasks()
     seen: list[str] = []
     result = client.wait(handle, timeout=10, on_update=lambda d: seen.append(d.status))
+    assert isinstance(result, picpik.BlockingResult)
     assert result.task_uid == handle.task_uid
     assert [d.task_uid for d in client.list_tasks_details([handle.task_uid])] == [handle.task_uid]
     assert client.get_credit_balance().used_credits > before.used_credits
@@ -102,16 +143,18 @@ def test_generate_many_is_a_plain_iterator(client: picpik.Client, emulator: Emul
     """generate_many() yields results in completion order, without async for."""
     prompts = [f"prompt {i}" for i in range(5)]
     results = list(client.generate_many(prompts, max_concurrency=3, width=64, height=64))
-    assert (
-        sorted(str(r.prompt) for r in results if isinstance(r, picpik.GenerationResult)) == prompts
-    )
+    assert all(isinstance(r, picpik.BlockingResult) for r in results)
+    assert sorted(str(r.prompt) for r in results if isinstance(r, picpik.BlockingResult)) == prompts
+    first = results[0]
+    assert isinstance(first, picpik.BlockingResult)
+    assert first.images[0].read().startswith(b"\x89PNG")
     assert emulator.counters.tasks_created == 5
 
 
 def test_generate_many_stops_when_left_early(client: picpik.Client) -> None:
     """Breaking out of the loop stops the rest; the client stays usable."""
     for result in client.generate_many(["a", "b", "c", "d"], max_concurrency=1, width=64):
-        assert isinstance(result, picpik.GenerationResult)
+        assert isinstance(result, picpik.BlockingResult)
         break
     assert client.get_credit_balance().total_credits > 0
 
@@ -129,14 +172,17 @@ def test_generate_many_errors(emulator: Emulator) -> None:
 
 
 def test_new_actions(client: picpik.Client) -> None:
-    """The action methods block too: upscale, remove_background(s), describe, ..."""
+    """The action methods block too, and their results' images read without await."""
     photo = png(120, 80)
     big = client.upscale(photo, width=240, height=160)
-    assert size_of(client.read_image(big.images[0])) == (240, 160)
+    assert size_of(big.images[0].read()) == (240, 160)
     cut = client.remove_background(photo, only_mask=True)
-    assert size_of(client.read_image(cut.images[0])) == (120, 80)
-    [batch] = client.remove_backgrounds([photo, png(30, 40)])
-    assert [size_of(client.read_image(i)) for i in batch.images] == [(120, 80), (30, 40)]
+    assert size_of(cut.images[0].read()) == (120, 80)
+    batches = client.remove_backgrounds([photo, png(30, 40)])
+    assert_type(batches, list[picpik.BlockingResult])
+    [batch] = batches
+    assert isinstance(batch, picpik.BlockingResult)
+    assert [size_of(i.read()) for i in batch.images] == [(120, 80), (30, 40)]
     assert client.describe(photo, language="de") == [
         "[de] placeholder description of image 1 (120x80)"
     ]
@@ -150,7 +196,9 @@ def test_new_actions(client: picpik.Client) -> None:
         client.swap_face(photo, photo),
         client.submit_and_wait(picpik.RestoreFaces(raw_image="AAAA")),
     ):
+        assert isinstance(result, picpik.BlockingResult)
         assert len(result.images) == 1
+        assert result.images[0].read().startswith(b"\x89PNG")
     handles = client.submit_tasks(picpik.RemoveBackgroundsInBatch(raw_images=["AAAA"]))
     assert len(handles) == 1
 
@@ -196,11 +244,41 @@ def test_context_manager_closes_on_error(emulator: Emulator) -> None:
         client.list_models()
 
 
+def test_results_after_close_raise(emulator: Emulator, tmp_path: Path) -> None:
+    """A BlockingImage of a closed Client raises ClientClosedError at once; nothing is written."""
+    with picpik.Client(**options_for(emulator)) as client:
+        result = client.generate("late", width=64, height=64)
+    image = result.images[0]
+    with pytest.raises(picpik.ClientClosedError):
+        image.read()
+    with pytest.raises(picpik.ClientClosedError):
+        image.save(tmp_path / "late.png")
+    with pytest.raises(picpik.ClientClosedError):
+        client.read_image(image)
+    with pytest.raises(picpik.ClientClosedError):
+        client.save_image(result.result.images[0], tmp_path / "late.png")
+    for given in (result, result.result):
+        with pytest.raises(picpik.ClientClosedError):
+            client.download(given, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_images_read_through_the_client_that_made_them(emulator: Emulator) -> None:
+    """A BlockingImage reads through the Client that made it, whichever Client is asked."""
+    with picpik.Client(**options_for(emulator)) as maker:
+        image = maker.generate("mine", width=64, height=64).images[0]
+        with picpik.Client(backend="trio", **options_for(emulator)) as other:
+            assert other.read_image(image) == image.read()
+    with pytest.raises(picpik.ClientClosedError):
+        image.read()
+
+
 def test_trio_backend(emulator: Emulator) -> None:
     """The background event loop may be trio."""
     with picpik.Client(backend="trio", **options_for(emulator)) as client:
         result = client.generate("on trio", width=64, height=64)
-        assert client.read_image(result.images[0]).startswith(b"\x89PNG")
+        assert result.images[0].read().startswith(b"\x89PNG")
+        assert client.read_image(result.result.images[0]).startswith(b"\x89PNG")
 
 
 def test_bad_options_fail_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,6 +297,28 @@ def test_methods_say_they_block() -> None:
     assert picpik.Client.generate.__name__ == "generate"
     assert (picpik.Client.upscale.__doc__ or "").startswith("Blocking `AsyncClient.upscale()`")
     assert "Example" in (picpik.Client.__doc__ or "")
+
+
+def async_methods_returning_results() -> list[str]:
+    """The public AsyncClient methods whose answer holds a GenerationResult."""
+    return [
+        name
+        for name, method in inspect.getmembers(picpik.AsyncClient, inspect.isfunction)
+        if not name.startswith("_")
+        and any(
+            kind in str(inspect.signature(method).return_annotation)
+            for kind in ("GenerationResult", "ResultStream")
+        )
+    ]
+
+
+def test_every_result_method_has_a_blocking_twin() -> None:
+    """Every AsyncClient method returning results is a Client method returning BlockingResult."""
+    names = async_methods_returning_results()
+    assert {"generate", "wait", "remove_backgrounds", "generate_many", "swap_face"} <= set(names)
+    assert "describe" not in names
+    for name in names:
+        assert "BlockingResult" in (getattr(picpik.Client, name).__doc__ or ""), name
 
 
 @pytest.mark.anyio

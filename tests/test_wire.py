@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from picpik_async import _wire as wire_module
-from picpik_async._errors import APIError, ProtocolError, ValidationError
+from picpik_async._errors import (
+    APIError,
+    ProtocolError,
+    SubmitOutcomeUnknownError,
+    ValidationError,
+)
 from picpik_async._models import (
     CreditBalance,
     Envelope,
@@ -478,6 +483,8 @@ task_details = st.builds(
 
 model_maps = st.dictionaries(texts, models, max_size=3)
 
+task_uids = st.from_regex(r"[A-Za-z0-9_-]{1,40}", fullmatch=True)
+
 MODELS = st.one_of(
     sdxl_requests(),
     models,
@@ -507,7 +514,7 @@ MODELS = st.one_of(
     ),
     st.builds(SubmitResponse, model_codes),
     st.builds(ListRunningTasksResponse, st.lists(texts, max_size=3).map(tuple)),
-    st.builds(ListTasksDetails, st.lists(non_empty, min_size=1, max_size=3)),
+    st.builds(ListTasksDetails, st.lists(task_uids, min_size=1, max_size=3)),
 )
 
 
@@ -651,9 +658,12 @@ class TestArbitraryJson:
     def test_parse_response(
         self, value: object, request: Request[Any], status_code: int, retry_after: str | None
     ) -> None:
-        """parse_response of any JSON body gives the answer model or ProtocolError/APIError."""
+        """parse_response of any JSON body gives the answer model or one of our errors.
+
+        (SubmitOutcomeUnknownError: a 5xx to a task-creating request.)
+        """
         content = json.dumps(value).encode()
-        with contextlib.suppress(ProtocolError, APIError):
+        with contextlib.suppress(ProtocolError, APIError, SubmitOutcomeUnknownError):
             result = parse_response(
                 request,
                 status_code=status_code,
