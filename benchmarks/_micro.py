@@ -66,7 +66,7 @@ def full_request(image: str | None) -> GenerateImagesSDXL:
 
 
 def _hand_encode(parts: list[str], value: Any) -> None:
-    """Append the string-to-sign encoding of picpik-api.md section 2.2, minimally."""
+    """Append the string-to-sign encoding of docs/protocol.md "Value encoding", minimally."""
     if isinstance(value, str):
         parts.append(value)
     elif isinstance(value, bool):

@@ -11,6 +11,10 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+import types
+import typing
+
 from ._actions import (
     ApplyReferencePattern,
     ApplyReferenceStyle,
@@ -23,6 +27,7 @@ from ._actions import (
     Foreground,
     GenerateBackgrounds,
     GenerateImages,
+    GenerateOptions,
     GeneratePatternsFromImage,
     GenerationOptions,
     GenerationRequest,
@@ -43,6 +48,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     ClientClosedError,
+    ImageExpiredError,
     ImageSaveError,
     PicpikError,
     ProtocolError,
@@ -55,7 +61,7 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
-from ._images import ImageExpiredError, ImageInput
+from ._images import ImageInput
 from ._models import (
     CreditBalance,
     Envelope,
@@ -106,6 +112,7 @@ __all__ = [
     "GenerateBackgrounds",
     "GenerateImages",
     "GenerateImagesSDXL",
+    "GenerateOptions",
     "GeneratePatternsFromImage",
     "GeneratedImage",
     "GenerationOptions",
@@ -158,3 +165,29 @@ __all__ = [
     "sign",
     "task_status",
 ]
+
+
+def _publish() -> None:
+    """Make every exported class and function say it comes from `picpik_async`.
+
+    As httpx's `__init__` does: tracebacks and reprs show `picpik_async.APIError`,
+    not the private module that defines it. A class's string annotations are
+    evaluated first, in the module that defines it, and kept as objects:
+    `typing.get_type_hints` (which cattrs relies on, and so may a user or a
+    subclass) evaluates strings in the module `__module__` names, and this
+    package does not hold every name they use.
+    """
+    exported = [globals()[name] for name in __all__]
+    published = [value for value in exported if isinstance(value, type | types.FunctionType)]
+    for cls in (value for value in published if isinstance(value, type)):
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except NameError:  # a name imported only for type checkers: unresolvable anyway
+            continue
+        cls.__annotations__ = {name: hints[name] for name in inspect.get_annotations(cls)}
+    for value in published:  # not `__version__`, nor the `ImageInput` alias
+        value.__module__ = __name__
+
+
+_publish()
+del _publish

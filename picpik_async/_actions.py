@@ -1,8 +1,8 @@
 """Typed requests for every current PICPIK action beyond SDXL, and their answers.
 
 PURE: no I/O, no anyio, no httpx. Like `_models`, every request validates
-itself when it is made: documented ranges and enums (picpik-api.md sections
-3.2-3.17 and 7) and the cross-field rule that an index must point inside the
+itself when it is made: documented ranges and enums (docs/protocol.md,
+"Request values") and the cross-field rule that an index must point inside the
 image list it indexes. The validator helpers are those of `_models`.
 
 Optional fields default to None and are then not sent, so the service applies
@@ -26,8 +26,9 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypedDict, cast
+from typing import Any, ClassVar, Final, Self, TypedDict, cast
 
 import attrs
 from attrs import field, frozen
@@ -46,23 +47,25 @@ from ._models import (
     Model,
     Request,
     SubmitResponse,
-    _check_extras,
-    _float_range,
-    _instance_of,
-    _int_range,
-    _non_empty_str,
-    _one_of,
-    _to_extras,
-    _to_step,
-    _to_tuple,
-    _tuple_of,
-    _where,
+)
+from ._registry import register
+from ._validators import (
+    check_extras,
+    float_range,
+    instance_of,
+    int_range,
+    non_empty_str,
+    one_of,
+    to_extras,
+    to_step,
+    to_tuple,
+    tuple_of,
+    where,
 )
 
 __all__ = [
     "DEFAULT_MODEL",
     "DESCRIBE_LANGUAGES",
-    "SDXL_OPTIONS",
     "ApplyReferencePattern",
     "ApplyReferenceStyle",
     "BatchSubmitResponse",
@@ -74,6 +77,7 @@ __all__ = [
     "Foreground",
     "GenerateBackgrounds",
     "GenerateImages",
+    "GenerateOptions",
     "GeneratePatternsFromImage",
     "GenerationOptions",
     "GenerationRequest",
@@ -91,7 +95,6 @@ __all__ = [
     "as_coordinates",
     "check_options",
     "generation_fields",
-    "sdxl_options",
     "sdxl_request",
     "task_uids_of",
 ]
@@ -112,23 +115,23 @@ DESCRIBE_LANGUAGES: Final = (
 
 
 def _to_optional_tuple(value: Sequence[Any] | None) -> tuple[Any, ...] | None:
-    return None if value is None else _to_tuple(value)
+    return None if value is None else to_tuple(value)
 
 
 # --- validators (the `_models` helpers do the rest) ------------------------------
 
 
 def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # Runs after the type check of `_tuple_of`, so `value` is a tuple here.
+    # Runs after the type check of `tuple_of`, so `value` is a tuple here.
     if value == ():
-        raise ValidationError(f"{_where(instance, attribute)} must hold at least one item")
+        raise ValidationError(f"{where(instance, attribute)} must hold at least one item")
 
 
 def _at_most(limit: int) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, tuple) and len(value) > limit:
             raise ValidationError(
-                f"{_where(instance, attribute)} holds at most {limit} entries, got {len(value)}"
+                f"{where(instance, attribute)} holds at most {limit} entries, got {len(value)}"
             )
 
     return check
@@ -148,7 +151,7 @@ def _box(instance: object, attribute: attrs.Attribute[Any], value: object) -> No
         ok = x1 < x2 and y1 < y2
     if not ok:
         raise ValidationError(
-            f"{_where(instance, attribute)} must be [x1, y1, x2, y2]: four integers >= 0, "
+            f"{where(instance, attribute)} must be [x1, y1, x2, y2]: four integers >= 0, "
             f"top-left then bottom-right (x1 < x2, y1 < y2), got {value!r:.80}"
         )
 
@@ -169,11 +172,11 @@ def _check_index(
 
 
 # Lists of Base64 images (data URIs are accepted, section 1.1) and indexes into them.
-_IMAGES: Final = [_tuple_of(str, non_empty_items=True), _non_empty]
-_INDEX: Final = _int_range(0, INDEX_MAX)
+_IMAGES: Final = [tuple_of(str, non_empty_items=True), _non_empty]
+_INDEX: Final = int_range(0, INDEX_MAX)
 
 
-# --- nested types (picpik-api.md section 4) --------------------------------------
+# --- nested types (docs/protocol.md, "Actions") -----------------------------------
 
 
 @frozen(kw_only=True)
@@ -191,9 +194,9 @@ class ControlNet:
 
     image_index: int = field(validator=_INDEX)
     mask_index: int | None = field(default=None, validator=_INDEX)
-    invert_mask: bool | None = field(default=None, validator=_instance_of(bool, optional=True))
+    invert_mask: bool | None = field(default=None, validator=instance_of(bool, optional=True))
     extra_fields: Mapping[str, Any] = field(
-        factory=dict, kw_only=True, converter=_to_extras, validator=_check_extras, hash=False
+        factory=dict, kw_only=True, converter=to_extras, validator=check_extras, hash=False
     )
 
 
@@ -210,7 +213,7 @@ class Mask:
     """
 
     extra_fields: Mapping[str, Any] = field(
-        factory=dict, kw_only=True, converter=_to_extras, validator=_check_extras, hash=False
+        factory=dict, kw_only=True, converter=to_extras, validator=check_extras, hash=False
     )
 
 
@@ -227,7 +230,7 @@ class Foreground:
     """
 
     extra_fields: Mapping[str, Any] = field(
-        factory=dict, kw_only=True, converter=_to_extras, validator=_check_extras, hash=False
+        factory=dict, kw_only=True, converter=to_extras, validator=check_extras, hash=False
     )
 
 
@@ -240,8 +243,8 @@ class Coordinate:
         Coordinate(x=72, y=270)
     """
 
-    x: int = field(validator=_int_range(0, INDEX_MAX))
-    y: int = field(validator=_int_range(0, INDEX_MAX))
+    x: int = field(validator=int_range(0, INDEX_MAX))
+    y: int = field(validator=int_range(0, INDEX_MAX))
 
 
 @frozen
@@ -253,9 +256,9 @@ class ControlNetModel:
         'control_v11p_sd15_canny'
     """
 
-    model_code: str = field(validator=_non_empty_str)
+    model_code: str = field(validator=non_empty_str)
     inference_params: InferenceParams | None = field(
-        default=None, kw_only=True, validator=_instance_of(InferenceParams, optional=True)
+        default=None, kw_only=True, validator=instance_of(InferenceParams, optional=True)
     )
 
 
@@ -277,9 +280,9 @@ class BatchSubmitResponse(SubmitResponse):
         ('u1',)
     """
 
-    task_uid: str = field(default="", validator=_instance_of(str))
+    task_uid: str = field(default="", validator=instance_of(str))
     task_uid_list: tuple[str, ...] = field(
-        default=(), converter=_to_tuple, validator=_tuple_of(str, non_empty_items=True)
+        default=(), converter=to_tuple, validator=tuple_of(str, non_empty_items=True)
     )
 
     @task_uid_list.validator
@@ -332,28 +335,27 @@ class GenerationRequest(Request[SubmitResponse]):
     response_type: ClassVar[type[Any]] = SubmitResponse
     creates_task: ClassVar[bool] = True
 
-    main_model: Model = field(validator=_instance_of(Model))
+    main_model: Model = field(validator=instance_of(Model))
     sub_model_list: tuple[Model, ...] | None = field(
-        default=None, converter=_to_optional_tuple, validator=_tuple_of(Model)
+        default=None, converter=_to_optional_tuple, validator=tuple_of(Model)
     )
     positive_prompts: tuple[str, ...] | None = field(
-        default=None, converter=_to_optional_tuple, validator=_tuple_of(str)
+        default=None, converter=_to_optional_tuple, validator=tuple_of(str)
     )
     negative_prompts: tuple[str, ...] | None = field(
-        default=None, converter=_to_optional_tuple, validator=_tuple_of(str)
+        default=None, converter=_to_optional_tuple, validator=tuple_of(str)
     )
-    translate_prompts: bool | None = field(
-        default=None, validator=_instance_of(bool, optional=True)
-    )
-    seed: int | None = field(default=None, validator=_int_range(SEED_MIN, SEED_MAX))
-    width: int | None = field(default=None, validator=_int_range(SIZE_MIN, SIZE_MAX))
-    height: int | None = field(default=None, validator=_int_range(SIZE_MIN, SIZE_MAX))
-    batch_size: int | None = field(default=None, validator=_int_range(BATCH_MIN, BATCH_MAX))
+    translate_prompts: bool | None = field(default=None, validator=instance_of(bool, optional=True))
+    seed: int | None = field(default=None, validator=int_range(SEED_MIN, SEED_MAX))
+    width: int | None = field(default=None, validator=int_range(SIZE_MIN, SIZE_MAX))
+    height: int | None = field(default=None, validator=int_range(SIZE_MIN, SIZE_MAX))
+    batch_size: int | None = field(default=None, validator=int_range(BATCH_MIN, BATCH_MAX))
     use_main_model_vae: bool | None = field(
-        default=None, validator=_instance_of(bool, optional=True)
+        default=None, validator=instance_of(bool, optional=True)
     )
 
 
+@register(method="generate_sd15")
 @frozen(kw_only=True)
 class GenerateImages(GenerationRequest):
     """Text-to-image, image-to-image and ControlNet on SD1.5 models (section 3.3).
@@ -371,14 +373,14 @@ class GenerateImages(GenerationRequest):
     control_net_list: tuple[ControlNet, ...] | None = field(
         default=None,
         converter=_to_optional_tuple,
-        validator=[_tuple_of(ControlNet), _at_most(MAX_CONTROL_NETS)],
+        validator=[tuple_of(ControlNet), _at_most(MAX_CONTROL_NETS)],
     )
     image2image: Image2Image | None = field(
-        default=None, validator=_instance_of(Image2Image, optional=True)
+        default=None, validator=instance_of(Image2Image, optional=True)
     )
-    tileable: bool | None = field(default=None, validator=_instance_of(bool, optional=True))
+    tileable: bool | None = field(default=None, validator=instance_of(bool, optional=True))
     image_and_mask_list: tuple[str, ...] | None = field(
-        default=None, converter=_to_optional_tuple, validator=_tuple_of(str, non_empty_items=True)
+        default=None, converter=_to_optional_tuple, validator=tuple_of(str, non_empty_items=True)
     )
 
     def __attrs_post_init__(self) -> None:
@@ -392,6 +394,7 @@ class GenerateImages(GenerationRequest):
             _check_index(self, f"control_net_list[{i}].mask_index", net.mask_index, images, name)
 
 
+@register(method="inpaint")
 @frozen(kw_only=True)
 class ModifyMaskedPixels(GenerationRequest):
     """Inpainting / outpainting: redraw the masked area (section 3.5).
@@ -408,10 +411,10 @@ class ModifyMaskedPixels(GenerationRequest):
     action: ClassVar[str] = "ModifyMaskedPixels"
 
     image2image: Image2Image | None = field(
-        default=None, validator=_instance_of(Image2Image, optional=True)
+        default=None, validator=instance_of(Image2Image, optional=True)
     )
-    masked: Mask = field(validator=_instance_of(Mask))
-    image_and_mask_list: tuple[str, ...] = field(converter=_to_tuple, validator=_IMAGES)
+    masked: Mask = field(validator=instance_of(Mask))
+    image_and_mask_list: tuple[str, ...] = field(converter=to_tuple, validator=_IMAGES)
 
     def __attrs_post_init__(self) -> None:
         if self.image2image is not None:
@@ -419,6 +422,7 @@ class ModifyMaskedPixels(GenerationRequest):
             _check_index(self, "image2image.image_index", index, images, "image_and_mask_list")
 
 
+@register(method="apply_style")
 @frozen(kw_only=True)
 class ApplyReferenceStyle(GenerationRequest):
     """Redraw the raw image in the style of a reference image (section 3.6).
@@ -437,15 +441,16 @@ class ApplyReferenceStyle(GenerationRequest):
     raw_image_index: int = field(validator=_INDEX)
     style_image_index: int = field(validator=_INDEX)
     style_refer_strength: float | None = field(
-        default=None, converter=_to_step, validator=_float_range(0, 1)
+        default=None, converter=to_step, validator=float_range(0, 1)
     )
-    image_list: tuple[str, ...] = field(converter=_to_tuple, validator=_IMAGES)
+    image_list: tuple[str, ...] = field(converter=to_tuple, validator=_IMAGES)
 
     def __attrs_post_init__(self) -> None:
         for name in ("raw_image_index", "style_image_index"):
             _check_index(self, name, getattr(self, name), self.image_list, "image_list")
 
 
+@register(method=None)
 @frozen(kw_only=True)
 class ApplyReferencePattern(GenerationRequest):
     """Redraw a masked area of the raw image with a reference pattern (section 3.7).
@@ -465,10 +470,10 @@ class ApplyReferencePattern(GenerationRequest):
     mask_index: int = field(validator=_INDEX)
     pattern_image_index: int = field(validator=_INDEX)
     pattern_refer_strength: float | None = field(
-        default=None, converter=_to_step, validator=_float_range(0, 1)
+        default=None, converter=to_step, validator=float_range(0, 1)
     )
-    chaotic_mode: bool | None = field(default=None, validator=_instance_of(bool, optional=True))
-    image_and_mask_list: tuple[str, ...] = field(converter=_to_tuple, validator=_IMAGES)
+    chaotic_mode: bool | None = field(default=None, validator=instance_of(bool, optional=True))
+    image_and_mask_list: tuple[str, ...] = field(converter=to_tuple, validator=_IMAGES)
 
     def __attrs_post_init__(self) -> None:
         for name in ("raw_image_index", "mask_index", "pattern_image_index"):
@@ -477,6 +482,7 @@ class ApplyReferencePattern(GenerationRequest):
             )
 
 
+@register(method=None)
 @frozen(kw_only=True)
 class GeneratePatternsFromImage(GenerationRequest):
     """Extract what is inside a box of the raw image and redraw it as a pattern (section 3.8).
@@ -491,11 +497,12 @@ class GeneratePatternsFromImage(GenerationRequest):
 
     action: ClassVar[str] = "GeneratePatternsFromImage"
 
-    raw_image: str = field(validator=_non_empty_str)
-    box: tuple[int, ...] = field(converter=_to_tuple, validator=_box)
-    tiling: bool | None = field(default=None, validator=_instance_of(bool, optional=True))
+    raw_image: str = field(validator=non_empty_str)
+    box: tuple[int, ...] = field(converter=to_tuple, validator=_box)
+    tiling: bool | None = field(default=None, validator=instance_of(bool, optional=True))
 
 
+@register(method=None)
 @frozen(kw_only=True)
 class GenerateBackgrounds(GenerationRequest):
     """Generate a background behind a transparent foreground (section 3.9).
@@ -512,10 +519,10 @@ class GenerateBackgrounds(GenerationRequest):
     action: ClassVar[str] = "GenerateBackgrounds"
 
     background_image2image: Image2Image | None = field(
-        default=None, validator=_instance_of(Image2Image, optional=True)
+        default=None, validator=instance_of(Image2Image, optional=True)
     )
-    transparent_foreground: Foreground = field(validator=_instance_of(Foreground))
-    image_list: tuple[str, ...] = field(converter=_to_tuple, validator=_IMAGES)
+    transparent_foreground: Foreground = field(validator=instance_of(Foreground))
+    image_list: tuple[str, ...] = field(converter=to_tuple, validator=_IMAGES)
 
     def __attrs_post_init__(self) -> None:
         if self.background_image2image is not None:
@@ -534,17 +541,18 @@ class _MattingRequest(Request[SubmitResponse]):
     response_type: ClassVar[type[Any]] = SubmitResponse
     creates_task: ClassVar[bool] = True
 
-    erode_size: int | None = field(default=None, validator=_int_range(ERODE_MIN, ERODE_MAX))
+    erode_size: int | None = field(default=None, validator=int_range(ERODE_MIN, ERODE_MAX))
     foreground_threshold: int | None = field(
-        default=None, validator=_int_range(THRESHOLD_MIN, THRESHOLD_MAX)
+        default=None, validator=int_range(THRESHOLD_MIN, THRESHOLD_MAX)
     )
     background_threshold: int | None = field(
-        default=None, validator=_int_range(THRESHOLD_MIN, THRESHOLD_MAX)
+        default=None, validator=int_range(THRESHOLD_MIN, THRESHOLD_MAX)
     )
-    hair_optimization: str | None = field(default=None, validator=_one_of(HAIR_OPTIMIZATION))
-    only_mask: bool | None = field(default=None, validator=_instance_of(bool, optional=True))
+    hair_optimization: str | None = field(default=None, validator=one_of(HAIR_OPTIMIZATION))
+    only_mask: bool | None = field(default=None, validator=instance_of(bool, optional=True))
 
 
+@register(method="remove_background")
 @frozen(kw_only=True)
 class RemoveBackground(_MattingRequest):
     """Remove the background, or return only the subject's mask (section 3.10).
@@ -556,10 +564,11 @@ class RemoveBackground(_MattingRequest):
 
     action: ClassVar[str] = "RemoveBackground"
 
-    raw_image: str = field(validator=_non_empty_str)
+    raw_image: str = field(validator=non_empty_str)
     box: tuple[int, ...] | None = field(default=None, converter=_to_optional_tuple, validator=_box)
 
 
+@register(method="remove_backgrounds")
 @frozen(kw_only=True)
 class RemoveBackgroundsInBatch(_MattingRequest):
     """RemoveBackground for several images at once (section 3.11).
@@ -574,9 +583,10 @@ class RemoveBackgroundsInBatch(_MattingRequest):
     action: ClassVar[str] = "RemoveBackgroundsInBatch"
     response_type: ClassVar[type[Any]] = BatchSubmitResponse
 
-    raw_images: tuple[str, ...] = field(converter=_to_tuple, validator=_IMAGES)
+    raw_images: tuple[str, ...] = field(converter=to_tuple, validator=_IMAGES)
 
 
+@register(method="extract_contents")
 @frozen(kw_only=True)
 class ExtractContents(_MattingRequest):
     """Cut out the content around clicked points, or return its mask (section 3.12).
@@ -588,15 +598,16 @@ class ExtractContents(_MattingRequest):
 
     action: ClassVar[str] = "ExtractContents"
 
-    raw_image: str = field(validator=_non_empty_str)
+    raw_image: str = field(validator=non_empty_str)
     include_point_list: tuple[Coordinate, ...] = field(
-        converter=_to_tuple, validator=[_tuple_of(Coordinate), _non_empty]
+        converter=to_tuple, validator=[tuple_of(Coordinate), _non_empty]
     )
     exclude_point_list: tuple[Coordinate, ...] | None = field(
-        default=None, converter=_to_optional_tuple, validator=_tuple_of(Coordinate)
+        default=None, converter=_to_optional_tuple, validator=tuple_of(Coordinate)
     )
 
 
+@register(method="remove_contents")
 @frozen(kw_only=True)
 class RemoveContents(Request[SubmitResponse]):
     """Erase what a monochrome mask marks white (section 3.13).
@@ -610,12 +621,13 @@ class RemoveContents(Request[SubmitResponse]):
     response_type: ClassVar[type[Any]] = SubmitResponse
     creates_task: ClassVar[bool] = True
 
-    raw_image: str = field(validator=_non_empty_str)
-    mask: str = field(validator=_non_empty_str)
-    invert_mask: bool | None = field(default=None, validator=_instance_of(bool, optional=True))
-    mask_blur: int | None = field(default=None, validator=_int_range(MASK_BLUR_MIN, MASK_BLUR_MAX))
+    raw_image: str = field(validator=non_empty_str)
+    mask: str = field(validator=non_empty_str)
+    invert_mask: bool | None = field(default=None, validator=instance_of(bool, optional=True))
+    mask_blur: int | None = field(default=None, validator=int_range(MASK_BLUR_MIN, MASK_BLUR_MAX))
 
 
+@register(method="upscale")
 @frozen(kw_only=True)
 class ResizeImage(Request[SubmitResponse]):
     """AI-assisted resize, the upscaler: to Width x Height, each 64..4096 (section 3.14).
@@ -629,11 +641,12 @@ class ResizeImage(Request[SubmitResponse]):
     response_type: ClassVar[type[Any]] = SubmitResponse
     creates_task: ClassVar[bool] = True
 
-    width: int = field(validator=_int_range(RESIZE_MIN, RESIZE_MAX))
-    height: int = field(validator=_int_range(RESIZE_MIN, RESIZE_MAX))
-    image: str = field(validator=_non_empty_str)
+    width: int = field(validator=int_range(RESIZE_MIN, RESIZE_MAX))
+    height: int = field(validator=int_range(RESIZE_MIN, RESIZE_MAX))
+    image: str = field(validator=non_empty_str)
 
 
+@register(method="restore_faces")
 @frozen(kw_only=True)
 class RestoreFaces(Request[SubmitResponse]):
     """Repair deformed faces (section 3.15).
@@ -648,11 +661,12 @@ class RestoreFaces(Request[SubmitResponse]):
     creates_task: ClassVar[bool] = True
 
     restore_strength: float | None = field(
-        default=None, converter=_to_step, validator=_float_range(0, 1)
+        default=None, converter=to_step, validator=float_range(0, 1)
     )
-    raw_image: str = field(validator=_non_empty_str)
+    raw_image: str = field(validator=non_empty_str)
 
 
+@register(method="swap_face")
 @frozen(kw_only=True)
 class SwitchFace(Request[SubmitResponse]):
     """Replace a face of the raw image with the face of another image (section 3.16).
@@ -668,13 +682,14 @@ class SwitchFace(Request[SubmitResponse]):
     response_type: ClassVar[type[Any]] = SubmitResponse
     creates_task: ClassVar[bool] = True
 
-    raw_image: str = field(validator=_non_empty_str)
+    raw_image: str = field(validator=non_empty_str)
     raw_face_index: int | None = field(
-        default=None, validator=_int_range(FACE_INDEX_MIN, FACE_INDEX_MAX)
+        default=None, validator=int_range(FACE_INDEX_MIN, FACE_INDEX_MAX)
     )
-    new_face_image: str = field(validator=_non_empty_str)
+    new_face_image: str = field(validator=non_empty_str)
 
 
+@register(method="describe")
 @frozen(kw_only=True)
 class DescribeImages(Request[SubmitResponse]):
     """Image to text; the captions land in `TaskDetail.txt_list` (section 3.17).
@@ -692,10 +707,11 @@ class DescribeImages(Request[SubmitResponse]):
     creates_task: ClassVar[bool] = True
     output: ClassVar[str] = "texts"
 
-    image_list: tuple[str, ...] = field(converter=_to_tuple, validator=_IMAGES)
-    translate_description: str | None = field(default=None, validator=_one_of(DESCRIBE_LANGUAGES))
+    image_list: tuple[str, ...] = field(converter=to_tuple, validator=_IMAGES)
+    translate_description: str | None = field(default=None, validator=one_of(DESCRIBE_LANGUAGES))
 
 
+@register(method="list_control_nets")
 @frozen
 class ListControlNets(Request[ListControlNetsResponse]):
     """List the ControlNet models and pre-processors (section 3.2); a read action.
@@ -832,63 +848,90 @@ def task_uids_of(answer: SubmitResponse) -> tuple[str, ...]:
     return (answer.task_uid,)
 
 
-#: `generate()`'s request options; `image` and `timeout` are handled by the client.
-SDXL_OPTIONS: Final = frozenset(
-    {"negative_prompt", "model", "width", "height", "seed", "batch_size", "tiling",
-     "translate_prompts", "refer_strength", "sub_models"}
-)  # fmt: skip
+@frozen(kw_only=True)
+class GenerateOptions:
+    """The options of `generate()`, defined once.
 
-
-def sdxl_options(generate_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The request options among `generate()` keyword arguments; unknown names refused.
+    `AsyncClient.generate()`'s keywords (explicit, for IDEs and `help()`), the
+    keywords `generate_many()` accepts, the keys of a batch file's JSON lines
+    and the `picpik generate`/`batch` options are derived from these fields or
+    checked against them by tests (tests/test_options.py). `sdxl_request()`
+    turns them into the request. Values are checked there, by the request
+    model; `image` (a path, bytes or data URI) is read by the client.
 
     Example:
-        >>> sdxl_options({"width": 768, "timeout": 30})
-        {'width': 768}
+        >>> GenerateOptions(width=768).height
+        1024
     """
-    unknown = set(generate_kwargs) - SDXL_OPTIONS - {"image", "timeout"}
-    if unknown:
-        raise ValidationError(f"unknown generate() option(s): {', '.join(sorted(unknown))}")
-    return {k: v for k, v in generate_kwargs.items() if k in SDXL_OPTIONS}
+
+    negative_prompt: str | None = None
+    model: str | Model = DEFAULT_MODEL
+    width: int = 1024
+    height: int = 1024
+    seed: int = -1
+    batch_size: int = 1
+    tiling: bool = False
+    translate_prompts: bool = True
+    image: str | bytes | os.PathLike[str] | None = None
+    refer_strength: float = 0.5
+    sub_models: Sequence[str | Model] = ()
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        """The option names.
+
+        Example:
+            >>> "seed" in GenerateOptions.names()
+            True
+        """
+        return frozenset(attrs.fields_dict(cls))
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any], *, what: str = "generate()") -> Self:
+        """The options named in a mapping; unknown names are refused, naming `what`.
+
+        Example:
+            >>> GenerateOptions.from_mapping({"width": 768}).width
+            768
+        """
+        unknown = set(options) - cls.names()
+        if unknown:
+            allowed = ", ".join(sorted(cls.names()))
+            raise ValidationError(
+                f"unknown {what} option(s): {', '.join(sorted(unknown))}; allowed: {allowed}"
+            )
+        return cls(**options)
 
 
 def sdxl_request(
-    prompt: str,
-    *,
-    negative_prompt: str | None = None,
-    model: str | Model = DEFAULT_MODEL,
-    width: int = 1024,
-    height: int = 1024,
-    seed: int = -1,
-    batch_size: int = 1,
-    tiling: bool = False,
-    translate_prompts: bool = True,
-    image_uri: str | None = None,
-    refer_strength: float = 0.5,
-    sub_models: Sequence[str | Model] = (),
+    prompt: str, options: GenerateOptions | None = None, *, image_uri: str | None = None
 ) -> GenerateImagesSDXL:
     """The `GenerateImagesSDXL` request that `generate()` sends (validated here).
 
-    An `image_uri` becomes `ImageAndMaskList[0]` with an `Image2Image` on it.
+    `options.image` is ignored: the client reads it and passes its data URI as
+    `image_uri`, which becomes `ImageAndMaskList[0]` with an `Image2Image` on it.
 
     Example:
-        >>> sdxl_request("a red apple", seed=42).positive_prompts
+        >>> sdxl_request("a red apple", GenerateOptions(seed=42)).positive_prompts
         ('a red apple',)
     """
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValidationError(f"prompt must be a non-empty string, got {prompt!r:.80}")
-    reference = Image2Image(image_index=0, refer_strength=refer_strength) if image_uri else None
+    o = options or GenerateOptions()
+    if not isinstance(o.sub_models, list | tuple):
+        raise ValidationError(f"sub_models must be a list of model codes, got {o.sub_models!r:.80}")
+    reference = Image2Image(image_index=0, refer_strength=o.refer_strength) if image_uri else None
     return GenerateImagesSDXL(
-        main_model=_as_model(model),
-        sub_model_list=[_as_model(m) for m in sub_models],
+        main_model=_as_model(o.model),
+        sub_model_list=[_as_model(m) for m in o.sub_models],
         positive_prompts=[prompt],
-        negative_prompts=[negative_prompt] if negative_prompt else [],
-        translate_prompts=translate_prompts,
-        seed=seed,
-        width=width,
-        height=height,
-        batch_size=batch_size,
-        tiling=tiling,
+        negative_prompts=[o.negative_prompt] if o.negative_prompt else [],
+        translate_prompts=o.translate_prompts,
+        seed=o.seed,
+        width=o.width,
+        height=o.height,
+        batch_size=o.batch_size,
+        tiling=o.tiling,
         image2image=reference,
         image_and_mask_list=[image_uri] if image_uri else [],
     )

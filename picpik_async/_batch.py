@@ -28,7 +28,7 @@ from typing import Any, Final, Literal
 import anyio
 from attrs import define, evolve, field, frozen
 
-from ._actions import sdxl_request
+from ._actions import GenerateOptions, sdxl_request
 from ._client import AsyncClient
 from ._errors import PicpikError, SubmitOutcomeUnknownError, ValidationError
 from ._images import to_data_uri
@@ -39,10 +39,8 @@ __all__ = ["BatchItem", "BatchState", "Journal", "read_prompts", "run_batch"]
 
 JOURNAL_NAME: Final = "picpik-journal.jsonl"
 Phase = Literal["new", "submitting", "submitted", "finished", "failed", "unknown"]
-GENERATE_OPTIONS: Final = frozenset(
-    {"negative_prompt", "model", "width", "height", "seed", "batch_size", "tiling",
-     "translate_prompts", "refer_strength", "sub_models", "image"}
-)  # fmt: skip
+#: The per-line options of a JSONL batch: exactly `generate()`'s.
+GENERATE_OPTIONS: Final = GenerateOptions.names()
 
 
 @frozen
@@ -159,18 +157,29 @@ class Journal:
         self._fold(line)
 
 
+def _error_text(event: Mapping[str, Any]) -> str:
+    return str(event.get("error", ""))
+
+
+# The journal's transitions: each event moves a prompt to the phase of the same
+# name and sets one field of its state, read from the event by the function given.
+_TRANSITIONS: Final[Mapping[str, tuple[str, Callable[[Mapping[str, Any]], object]]]] = {
+    "submitting": ("request_uuid", lambda event: event.get("request_uuid")),
+    "submitted": ("task_uid", lambda event: event.get("task_uid")),
+    "finished": ("files", lambda event: tuple(event.get("files") or ())),
+    "failed": ("error", _error_text),
+    "unknown": ("error", _error_text),
+}
+
+
 def _apply(state: BatchState, event: Mapping[str, Any]) -> BatchState:
-    """The state after one journal event (a table of transitions, not a chain of ifs)."""
+    """The state after one journal event, looked up in `_TRANSITIONS` (unknown events: none)."""
     kind = event.get("event")
-    if kind == "submitting":
-        return evolve(state, phase="submitting", request_uuid=event.get("request_uuid"))
-    if kind == "submitted":
-        return evolve(state, phase="submitted", task_uid=event.get("task_uid"))
-    if kind == "finished":
-        return evolve(state, phase="finished", files=tuple(event.get("files") or ()))
-    if kind in ("failed", "unknown"):
-        return evolve(state, phase=kind, error=str(event.get("error", "")))
-    return state
+    if not isinstance(kind, str) or kind not in _TRANSITIONS:
+        return state
+    name, read = _TRANSITIONS[kind]
+    changes: dict[str, Any] = {"phase": kind, name: read(event)}
+    return evolve(state, **changes)
 
 
 @define
@@ -313,11 +322,10 @@ async def _submit(
     defaults: Mapping[str, Any],
     request_uuid: str | None,
 ) -> TaskHandle | None:
-    options = {**defaults, **item.options}
-    image = options.pop("image", None)
     try:
-        uri = await to_data_uri(image) if image is not None else None
-        request = sdxl_request(item.prompt, image_uri=uri, **options)
+        options = GenerateOptions.from_mapping({**defaults, **item.options})
+        uri = await to_data_uri(options.image) if options.image is not None else None
+        request = sdxl_request(item.prompt, options, image_uri=uri)
     except (PicpikError, TypeError) as error:  # a bad option on this line: nothing was sent
         journal.record(item.key, "failed", error=str(error))
         return None

@@ -8,16 +8,16 @@ I/O: owns (or borrows) an `httpx.AsyncClient` and orchestrates the pure core:
 from __future__ import annotations
 
 import functools
+import inspect
 import ipaddress
 import logging
 import math
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Generic, Literal, Self, TypeVar, cast, overload
 
 import anyio
 import anyio.lowlevel
@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._actions import (
     DEFAULT_MODEL,
     BatchSubmitResponse,
-    sdxl_options,
+    GenerateOptions,
     sdxl_request,
     task_uids_of,
 )
@@ -43,7 +43,14 @@ from ._errors import (
     ValidationError,
 )
 from ._files import child_path, image_file_name
-from ._images import MAX_DOWNLOAD_BYTES, Downloader, ImageInput, extension_for, to_data_uri
+from ._images import (
+    DOWNLOAD_TIMEOUT,
+    MAX_DOWNLOAD_BYTES,
+    Downloader,
+    ImageInput,
+    extension_for,
+    to_data_uri,
+)
 from ._models import (
     CreditBalance,
     GetCreditBalance,
@@ -70,12 +77,14 @@ from ._protocol import (
 )
 from ._results import GenerationResult
 from ._retry import RetryEvent, RetryPolicy
-from ._streams import read_body
+from ._streams import AttemptDeadline, TooLateToSend, read_body
 from ._waiter import TaskWaiter
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncClient", "ResultStream"]
 
 R = TypeVar("R")
+T = TypeVar("T")
+C = TypeVar("C", bound=Callable[..., object] | None)
 logger: Final = logging.getLogger("picpik_async")
 
 DEFAULT_BASE_URL: Final = "https://api.picpik.ai"
@@ -88,51 +97,11 @@ _NOT_SENT: Final = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
+    httpx.ProxyError,  # the proxy refused to connect us: the request never reached PICPIK
     httpx.UnsupportedProtocol,
 )
 # Only encodings we decode with a bound on the output (no brotli or zstd bombs).
 _HEADERS: Final = {"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
-
-
-class _TooLateToSend(Exception):
-    """The attempt's deadline passed before its request started to leave."""
-
-
-class _Progress:
-    """One attempt's deadline, and how far the attempt got, from httpcore's trace events.
-
-    While a new connection is being made, the deadline steps aside: httpx's own
-    connect timeout bounds that phase, and cancelling a TLS handshake midway
-    would leak its socket (httpcore closes it only on errors, not on
-    cancellation). The deadline is back in force once the request is sent.
-
-    A request counts as "maybe sent" once its headers started, or always when
-    the transport reports no events at all (the in-process emulator, a mock,
-    a caller's client), since then nothing proves it did not leave.
-    """
-
-    __slots__ = ("deadline", "events", "scope", "sending", "traced")
-
-    def __init__(self, timeout: float, *, traced: bool) -> None:
-        self.deadline = anyio.current_time() + timeout
-        self.scope = anyio.CancelScope(deadline=self.deadline)
-        self.traced = traced
-        self.events = 0
-        self.sending = False
-
-    async def trace(self, name: str, info: Mapping[str, Any]) -> None:
-        self.events += 1
-        if name.endswith("connect_tcp.started"):
-            self.scope.deadline = math.inf
-        elif name.endswith("send_request_headers.started"):
-            if anyio.current_time() >= self.deadline:
-                raise _TooLateToSend  # connecting took it all: stop before a byte is sent
-            self.sending = True
-            self.scope.deadline = self.deadline
-
-    @property
-    def maybe_sent(self) -> bool:
-        return self.sending or (self.events == 0 and not self.traced)
 
 
 class _Secret:
@@ -154,8 +123,11 @@ def _key(value: str | None, env: str, name: str) -> str:
     return key
 
 
-class ResultStream:
+class ResultStream(Generic[T]):
     """The results of `generate_many()`, in completion order.
+
+    `T` is `GenerationResult`, or `GenerationResult | PicpikError` with
+    `return_exceptions=True` (the overloads of `generate_many()` say which).
 
     Use it as an async context manager around the loop: the prompts then run
     in a task group of the caller's own task, so whatever cancels the caller
@@ -167,60 +139,84 @@ class ResultStream:
                 ...
 
     A bare `async for` works too; the prompts then run in the client's task
-    group, and a cancelled `__anext__`, leaving the loop (`break`), `aclose()`
-    or dropping the stream stop them. Either way no submit is sent once the
-    cancellation was delivered, and tasks nobody waits for are no longer polled.
+    group and stop when a waiting `__anext__` is cancelled, on `aclose()`, or
+    when the stream is garbage-collected (at once, in CPython, when nothing
+    else refers to it). Either way no submit is sent once the cancellation was
+    delivered, and tasks nobody waits for are no longer polled.
+
+    Demand-driven: at most `max_concurrency` prompts are in flight or finished
+    but not yet read, so a consumer that stops reading stops the spending. A
+    stream stopped by a cancellation or `aclose()` raises `ClientClosedError`
+    if it is iterated again. `submitted` lists the task of every submit it
+    sent (read or not), for the record of what was paid for.
     Not an async generator on purpose: leaving early needs no `aclosing()`.
     """
 
     def __init__(
         self,
-        feed: Callable[
-            [anyio.CancelScope, MemoryObjectSendStream[GenerationResult | Exception]], Any
-        ],
-        client_group: TaskGroup,
+        feed: Callable[[ResultStream[Any], MemoryObjectSendStream[Any]], Any],
+        client: AsyncClient,
         *,
+        max_concurrency: int,
         return_exceptions: bool,
     ) -> None:
         self._feed = feed
-        self._client_group = client_group
+        self._client = client
         self._send, self._receive = anyio.create_memory_object_stream[GenerationResult | Exception](
             math.inf
         )
         self._scope = anyio.CancelScope()
+        self._slots = anyio.Semaphore(max_concurrency)
         self._group: TaskGroup | None = None
         self._started = False
+        self._finished = False
+        self._stopped = False
         self._return_exceptions = return_exceptions
+        #: The task of every submit this stream sent, in order, read or not.
+        self.submitted: list[TaskHandle] = []
 
     def _start(self, group: TaskGroup) -> None:
         self._started = True
-        group.start_soon(self._feed, self._scope, self._send, name="picpik-generate-many")
+        group.start_soon(self._feed, self, self._send, name="picpik-generate-many")
 
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> GenerationResult | PicpikError:
+    async def __anext__(self) -> T:
+        if self._stopped:
+            raise ClientClosedError(
+                "this generate_many() stream was stopped (a cancellation or aclose()); "
+                "its `submitted` handles list the tasks it created"
+            )
+        if self._finished:
+            raise StopAsyncIteration
         if not self._started:
-            self._start(self._client_group)
+            self._client._check_usable("generate_many", waits=True)
+            self._start(self._client._require_group())
         try:
             item = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self._finished = True
             self._close()
             raise StopAsyncIteration from None
         except BaseException:
-            # Cancelled (or interrupted) while waiting: nobody will read the rest.
-            self._close()
+            if self._group is None:
+                # Bare form, cancelled (or interrupted) while waiting: nobody will
+                # read the rest. In `async with`, the caller's scope decides.
+                self._stop()
             raise
+        self._slots.release()  # a result was read: one more prompt may start
         if isinstance(item, PicpikError) and self._return_exceptions:
-            return item
+            return cast("T", item)
         if isinstance(item, Exception):
-            self._close()
+            self._stop()
             raise item
-        return item
+        return cast("T", item)
 
     async def __aenter__(self) -> Self:
         if self._started:
-            raise RuntimeError("enter a generate_many() stream before iterating it, once")
+            raise ClientClosedError("enter a generate_many() stream once, before iterating it")
+        self._client._check_usable("generate_many", waits=True)
         group = anyio.create_task_group()
         await group.__aenter__()
         self._group = group
@@ -228,7 +224,7 @@ class ResultStream:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._close()
+        self._stop()
         group, self._group = self._group, None
         if group is not None:
             # Waits for the prompts in flight to be cancelled; the body's own
@@ -237,6 +233,11 @@ class ResultStream:
 
     async def aclose(self) -> None:
         """Stop: prompts still in flight are cancelled, no further submit is sent."""
+        self._stop()
+
+    def _stop(self) -> None:
+        if not self._finished:
+            self._stopped = True
         self._close()
 
     def _close(self) -> None:
@@ -246,8 +247,13 @@ class ResultStream:
             self._send.close()  # otherwise the feeder owns it and closes it
 
     def __del__(self) -> None:
-        # Dropped mid-loop (a `break`): stop the work nobody will read.
-        self._close()
+        # Dropped mid-loop: stop the work nobody will read. Outside an event
+        # loop (a stream that outlived it) only the streams can be closed.
+        try:
+            self._close()
+        except RuntimeError:
+            self._receive.close()
+            self._send.close()
 
 
 class AsyncClient(ActionMethods):
@@ -271,6 +277,8 @@ class AsyncClient(ActionMethods):
         download_concurrency: image downloads in flight at once.
         max_download_bytes: the largest image `read()` or `save()` accepts, counted
             decoded (default 64 MiB); a larger one is a `ResponseTooLargeError`.
+        download_timeout: seconds one attempt of an image download may take, the
+            whole image included (default 300); then it is retried.
         submit_concurrency: task-creating requests in flight at once. Kept below
             the pool's kept-alive connections, so a burst of thousands of submits
             queues here instead of in httpx, and status polls are not stuck behind
@@ -300,6 +308,7 @@ class AsyncClient(ActionMethods):
         download_concurrency: int = 8,
         submit_concurrency: int = 28,
         max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+        download_timeout: float = DOWNLOAD_TIMEOUT,
     ) -> None:
         self.public_key = _key(public_key, "PICPIK_PUBLIC_KEY", "public_key")
         self._private_key = _Secret(_key(private_key, "PICPIK_PRIVATE_KEY", "private_key"))
@@ -311,7 +320,7 @@ class AsyncClient(ActionMethods):
         self.retry = policy
         self.poll = poll or PollSettings()
         self._timeout = _positive_seconds(timeout)
-        self._on_retry = on_retry
+        self._on_retry = _plain_callback(on_retry, "on_retry")
         self._owns_http = http_client is None
         self._closed = False
         self._http = http_client or _http_client(self._timeout, transport, trust_env=trust_env)
@@ -323,6 +332,7 @@ class AsyncClient(ActionMethods):
             _positive_int(download_concurrency, "download"),
             max_bytes=max_download_bytes,
             is_closed=lambda: self._closed,
+            timeout=download_timeout,
         )
         self._submit_slots = anyio.CapacityLimiter(_positive_int(submit_concurrency, "submit"))
         self._task_group: TaskGroup | None = None
@@ -420,7 +430,7 @@ class AsyncClient(ActionMethods):
         # cancelled would otherwise run on into the request (issue 11).
         await anyio.lowlevel.checkpoint_if_cancelled()
         logger.debug("sending %s (request_uuid=%s)", request.action, uuid)
-        progress = _Progress(self._timeout, traced=self._traced)
+        progress = AttemptDeadline(self._timeout, traced=self._traced)
         try:
             # One deadline for the whole attempt: connect, send and the whole answer,
             # so an answer trickled a byte at a time cannot hold a call for ever.
@@ -438,7 +448,7 @@ class AsyncClient(ActionMethods):
                 reason = f"no complete answer within {self._timeout:g} s"
                 sent = progress.maybe_sent
                 raise lost_answer(request, request_uuid=uuid, sent=sent, reason=reason)
-        except _TooLateToSend as exc:
+        except TooLateToSend as exc:
             reason = f"connecting took the whole timeout of {self._timeout:g} s"
             raise lost_answer(request, request_uuid=uuid, sent=False, reason=reason) from exc
         except httpx.TransportError as exc:
@@ -560,6 +570,7 @@ class AsyncClient(ActionMethods):
             (task.task_uid, task.request_uuid) if isinstance(task, TaskHandle) else (task, None)
         )
         check_task_uid(uid)
+        _plain_callback(on_update, "on_update")
         if self._waiter is None:  # _check_usable refused this already; for mypy
             raise ClientClosedError("wait() needs the client open")
         detail = await self._waiter.wait(uid, timeout, on_update)
@@ -599,8 +610,8 @@ class AsyncClient(ActionMethods):
             >>> # result = await client.generate("a red apple", width=1024, height=1024, seed=42)
             >>> # await result.images[0].save("apple.png")
         """
-        request = sdxl_request(
-            prompt,
+        # The keywords above are `GenerateOptions`' fields (tests/test_options.py checks).
+        options = GenerateOptions(
             negative_prompt=negative_prompt,
             model=model,
             width=width,
@@ -609,21 +620,58 @@ class AsyncClient(ActionMethods):
             batch_size=batch_size,
             tiling=tiling,
             translate_prompts=translate_prompts,
-            image_uri=await to_data_uri(image) if image is not None else None,
+            image=image,
             refer_strength=refer_strength,
             sub_models=sub_models,
         )
-        return await self.submit_and_wait(request, timeout, prompt=prompt)
+        return await self._generate(prompt, options, timeout)
 
+    async def _generate(
+        self,
+        prompt: str,
+        options: GenerateOptions,
+        timeout: float | None,
+        on_submit: Callable[[TaskHandle], object] | None = None,
+    ) -> GenerationResult:
+        image_uri = await to_data_uri(options.image) if options.image is not None else None
+        request = sdxl_request(prompt, options, image_uri=image_uri)
+        handle = await self.submit(request)
+        if on_submit is not None:
+            on_submit(handle)
+        return await self._wait(handle, timeout, prompt, None, expects=request.output)
+
+    @overload
+    def generate_many(
+        self,
+        prompts: Iterable[str],
+        *,
+        max_concurrency: int = 32,
+        return_exceptions: Literal[False] = False,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> ResultStream[GenerationResult]: ...
+    @overload
+    def generate_many(
+        self,
+        prompts: Iterable[str],
+        *,
+        max_concurrency: int = 32,
+        return_exceptions: bool,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> ResultStream[GenerationResult | PicpikError]: ...
     def generate_many(
         self,
         prompts: Iterable[str],
         *,
         max_concurrency: int = 32,
         return_exceptions: bool = False,
-        **generate_kwargs: Any,
-    ) -> ResultStream:
+        timeout: float | None = None,
+        **options: Any,
+    ) -> ResultStream[GenerationResult] | ResultStream[GenerationResult | PicpikError]:
         """Generate for many prompts at once; iterate the results in completion order.
+
+        `options` are `generate()`'s (`GenerateOptions`); `timeout` bounds each wait.
 
         At most `max_concurrency` prompts are in flight. With `return_exceptions`
         a failed prompt yields its `PicpikError` (its `prompt` attribute says
@@ -647,45 +695,50 @@ class AsyncClient(ActionMethods):
                 f"generate_many() takes an iterable of prompts, got {type(prompts).__name__}"
             ) from None
         max_concurrency = _positive_int(max_concurrency, "max", what="max_concurrency")
-        options = sdxl_options(generate_kwargs)
-        checked = [sdxl_request(p, **options).positive_prompts[0] for p in given]
+        chosen = GenerateOptions.from_mapping(options, what="generate_many()")
+        checked = [sdxl_request(p, chosen).positive_prompts[0] for p in given]
         self._check_usable("generate_many", waits=True)
-        if self._task_group is None:  # _check_usable refused this already; for mypy
-            raise ClientClosedError("generate_many() needs the client open")
-        feed = functools.partial(self._run_many, checked, max_concurrency, generate_kwargs)
-        return ResultStream(feed, self._task_group, return_exceptions=return_exceptions)
+        feed = functools.partial(self._run_many, checked, chosen, timeout)
+        return ResultStream(
+            feed, self, max_concurrency=max_concurrency, return_exceptions=return_exceptions
+        )
 
     async def _run_many(
         self,
         prompts: list[str],
-        max_concurrency: int,
-        kwargs: dict[str, Any],
-        scope: anyio.CancelScope,
+        options: GenerateOptions,
+        timeout: float | None,
+        stream: ResultStream[Any],
         send: MemoryObjectSendStream[GenerationResult | Exception],
     ) -> None:
-        """Feed generate_many(): runs in a task group, stopped by `scope`.
+        """Feed generate_many(): runs in a task group, stopped by the stream's scope.
 
-        Every outcome, errors included, goes to the stream: nothing raised here
-        may reach (and cancel) the task group it runs in.
+        A prompt starts only when one of the stream's slots is free, and a
+        slot frees when the consumer reads a result. Every outcome, errors
+        included, goes to the stream: nothing raised here may reach (and
+        cancel) the task group it runs in.
         """
-        slots = anyio.Semaphore(max_concurrency)
 
         async def one(prompt: str) -> None:
             item: GenerationResult | Exception
             try:
-                item = await self.generate(prompt, **kwargs)
+                item = await self._generate(prompt, options, timeout, stream.submitted.append)
             except Exception as error:  # handed to the consumer, who raises or yields it
                 if isinstance(error, PicpikError):
                     error.prompt = prompt
                 item = error
-            slots.release()
             await send.send(item)
 
-        with scope, send:
+        with stream._scope, send:
             async with anyio.create_task_group() as group:
                 for prompt in prompts:
-                    await slots.acquire()
+                    await stream._slots.acquire()
                     group.start_soon(one, prompt)
+
+    def _require_group(self) -> TaskGroup:
+        if self._task_group is None:  # _check_usable refuses this first; for mypy
+            raise ClientClosedError("generate_many() needs the client open")
+        return self._task_group
 
     @needs_client
     async def download(
@@ -768,14 +821,21 @@ def _positive_int(value: int, prefix: str, *, what: str = "") -> int:
     return value
 
 
+def _plain_callback(callback: C, name: str) -> C:
+    """A callback must be a plain function: an `async def` one would never run."""
+    if callback is not None and inspect.iscoroutinefunction(inspect.unwrap(callback)):
+        raise ValidationError(
+            f"{name} must be a plain function (it is called from the poller, not awaited); "
+            f"got the coroutine function {getattr(callback, '__qualname__', callback)!r}"
+        )
+    return callback
+
+
 def _positive_seconds(value: float) -> float:
     number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
     if not (math.isfinite(number) and number > 0):
         raise ValidationError(f"timeout must be a number of seconds > 0, got {value!r}")
     return float(number)
-
-
-_CREDENTIALS: Final = re.compile(r"//[^/@\s]*@")
 
 
 def _http_client(
@@ -790,18 +850,32 @@ def _http_client(
             trust_env=trust_env,
         )
     except (ValueError, ImportError, OSError, httpx.InvalidURL) as exc:
-        detail = _CREDENTIALS.sub("//***@", f"{type(exc).__name__}: {exc}")
-        hint = (
-            "; check HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and SSL_CERT_FILE, "
-            "or pass trust_env=False to ignore the environment"
-            if trust_env
-            else ""
-        )
-        raise ValidationError(f"cannot set up the HTTP client ({detail}){hint}") from exc
+        raise ValidationError(_setup_problem(exc, trust_env=trust_env)) from exc
+
+
+def _setup_problem(exc: Exception, *, trust_env: bool) -> str:
+    """What went wrong making the httpx client, without repeating what it parsed.
+
+    A proxy URL from the environment may hold a password, and a malformed one
+    is quoted back in pieces by httpx (a password with `#` becomes the "port"),
+    so only the kind of failure is named, and a missing file's name.
+    """
+    if isinstance(exc, FileNotFoundError):
+        what = f"a certificate file is missing: {exc.filename}"
+    elif isinstance(exc, ImportError):
+        what = "a SOCKS proxy needs the socksio package (pip install 'httpx[socks]')"
+    else:
+        what = f"a proxy URL cannot be used ({type(exc).__name__})"
+    if not trust_env:
+        return f"cannot set up the HTTP client: {what}"
+    return (
+        f"cannot set up the HTTP client from the environment: {what}; check HTTP_PROXY, "
+        "HTTPS_PROXY, ALL_PROXY and SSL_CERT_FILE, or pass trust_env=False to ignore them"
+    )
 
 
 def _endpoint(base_url: str) -> str:
-    """Where requests are POSTed: the base URL's root (picpik-api.md section 8.1)."""
+    """Where requests are POSTed: the base URL's root (docs/protocol.md, "Requests")."""
     url = httpx.URL(base_url)
     if url.scheme not in ("http", "https") or not url.host:
         raise ValidationError(f"base_url must be an http(s) URL, got {base_url!r}")

@@ -2,8 +2,8 @@
 
 I/O, thin: each method turns image inputs into data URIs, builds the typed
 request of `_actions.py` (validated before any I/O), submits it and waits with
-the client's batched poller. `timeout` bounds the wait. Sections refer to
-picpik-api.md.
+the client's batched poller. `timeout` bounds the wait. Bare section numbers
+are those of PICPIK's API documentation; our notes: docs/protocol.md, "Actions".
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ PURE: no I/O, no anyio, no httpx.
     ├── ImageSaveError (also an OSError)       writing a downloaded image failed midway
     ├── APIError                              non-zero RetCode or HTTP error answer
     │   ├── AuthenticationError                   signature or key problems
-    │   └── RateLimitError                        HTTP 429 or a throttling RetCode
+    │   ├── RateLimitError                        HTTP 429 or a throttling RetCode
+    │   └── ImageExpiredError                     an image URL is gone (24-hour retention)
     ├── TransportError                        connect/read failures, timeouts
     │   └── SubmitOutcomeUnknownError             a submit was sent, its answer lost
     ├── ProtocolError                         an answer that does not fit the contract
@@ -25,12 +26,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "ClientClosedError",
+    "ImageExpiredError",
     "ImageSaveError",
     "PicpikError",
     "ProtocolError",
@@ -64,14 +66,15 @@ class ValidationError(PicpikError, ValueError):
         >>> GenerateImagesSDXL(main_model=Model("PICPIK General"), width=10)
         Traceback (most recent call last):
         ...
-        picpik_async._errors.ValidationError: GenerateImagesSDXL.width must be ...
+        picpik_async.ValidationError: GenerateImagesSDXL.width must be ...
     """
 
 
 class ClientClosedError(PicpikError, RuntimeError):
     """The client cannot take this call: it is closed, or a waiting call came outside `async with`.
 
-    Raised before anything is sent; the message names the method called.
+    Raised before anything is sent; the message names the method called. Also
+    raised by a `generate_many()` stream read after it was stopped.
     """
 
 
@@ -133,11 +136,24 @@ class RateLimitError(APIError):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
+class ImageExpiredError(APIError):
+    """An image URL no longer answers: PICPIK keeps result images for 24 hours only."""
+
+
 class TransportError(PicpikError):
     """The request could not be completed on the network (connect, read, timeout).
 
     The underlying httpx exception is kept as `__cause__`.
+
+    Attributes:
+        request_uuid: the request_uuid of the call, when it had one.
+        action: the Action that was called ("download" for an image), or "".
     """
+
+    def __init__(self, message: str, *, request_uuid: str | None = None, action: str = "") -> None:
+        self.request_uuid = request_uuid
+        self.action = action
+        super().__init__(message)
 
 
 class SubmitOutcomeUnknownError(TransportError):
@@ -148,10 +164,12 @@ class SubmitOutcomeUnknownError(TransportError):
     section "Failure modes".
     """
 
+    request_uuid: str
+
     def __init__(self, message: str, *, request_uuid: str, action: str = "") -> None:
-        self.request_uuid = request_uuid
-        self.action = action
-        super().__init__(f"{message} (request_uuid={request_uuid})")
+        super().__init__(
+            f"{message} (request_uuid={request_uuid})", request_uuid=request_uuid, action=action
+        )
 
 
 class ImageSaveError(PicpikError, OSError):
@@ -225,8 +243,9 @@ class TaskTimeoutError(PicpikError, TimeoutError):
 
 # --- classification ---------------------------------------------------------
 #
-# The RetCode table is unpublished (picpik-api.md section 6 and 8.4), so codes
-# are decided by known numbers first and by words in the Message otherwise.
+# The RetCode table is unpublished (docs/protocol.md, "RetCodes we assume"), so a
+# failed answer is matched by known numbers, by HTTP status and by words in its
+# Message, against the rules of `_RULES` in order.
 
 _AUTH_WORDS: Final = ("signature", "publickey", "public key", "privatekey", "private key", "auth")
 _PARAM_WORDS: Final = ("param", "invalid", "illegal", "missing", "must be", "out of range")
@@ -240,6 +259,41 @@ PARAM_CODES: Final = frozenset({160, 161, 230})
 CREDIT_CODES: Final = frozenset({2101})
 RATE_CODES: Final = frozenset({2102})
 
+# Client errors that are not worth repeating: every 4xx but 408 (timeout) and
+# 409 (conflict); 429 is matched by the rate-limit rule before this one.
+_PERMANENT_HTTP: Final = frozenset(range(400, 500)) - {408, 409}
+
+
+class _Rule(NamedTuple):
+    """One row of the classifier: what it matches, and what a match means."""
+
+    error: type[APIError]
+    retryable: bool
+    http_statuses: frozenset[int] = frozenset()
+    ret_codes: frozenset[int] = frozenset()
+    words: tuple[str, ...] = ()
+
+    def matches(self, ret_code: int | None, message: str, http_status: int | None) -> bool:
+        return (
+            http_status in self.http_statuses
+            or ret_code in self.ret_codes
+            or _has_word(message, self.words)
+        )
+
+
+# First match wins; an answer no rule matches is a retryable `APIError`.
+_RULES: Final = (
+    _Rule(RateLimitError, True, frozenset({429}), RATE_CODES, _RATE_WORDS),
+    _Rule(AuthenticationError, False, frozenset({401, 403}), AUTH_CODES, _AUTH_WORDS),
+    _Rule(
+        APIError,
+        False,
+        ret_codes=PARAM_CODES | CREDIT_CODES,
+        words=(*_CREDIT_WORDS, *_PARAM_WORDS, *_REJECT_WORDS),
+    ),
+    _Rule(APIError, False, http_statuses=_PERMANENT_HTTP),
+)
+
 
 def _has_word(message: str, words: Iterable[str]) -> bool:
     low = re.sub(r"\s+", " ", message.lower())
@@ -251,6 +305,8 @@ def classify_api_error(
 ) -> tuple[type[APIError], bool]:
     """Decide which error class a failed answer maps to and whether it is retryable.
 
+    The decision is the first matching row of the module's rule table.
+
     Args:
         ret_code: the RetCode, or None when the answer carried none.
         message: the Message of the answer ("" when absent).
@@ -261,18 +317,11 @@ def classify_api_error(
 
     Example:
         >>> classify_api_error(171, "Signature verification failed")
-        (<class 'picpik_async._errors.AuthenticationError'>, False)
+        (<class 'picpik_async.AuthenticationError'>, False)
     """
-    if http_status == 429 or ret_code in RATE_CODES or _has_word(message, _RATE_WORDS):
-        return RateLimitError, True
-    if http_status in (401, 403) or ret_code in AUTH_CODES or _has_word(message, _AUTH_WORDS):
-        return AuthenticationError, False
-    if ret_code in PARAM_CODES or ret_code in CREDIT_CODES:
-        return APIError, False
-    if _has_word(message, (*_CREDIT_WORDS, *_PARAM_WORDS, *_REJECT_WORDS)):
-        return APIError, False
-    if http_status is not None and 400 <= http_status < 500 and http_status not in (408, 409):
-        return APIError, False
+    for rule in _RULES:
+        if rule.matches(ret_code, message, http_status):
+            return rule.error, rule.retryable
     return APIError, True
 
 

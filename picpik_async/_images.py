@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import math
 import os
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -22,21 +23,23 @@ import httpx
 
 from ._decoding import ACCEPT_ENCODING
 from ._errors import (
-    APIError,
     ClientClosedError,
+    ImageExpiredError,
     ImageSaveError,
+    ProtocolError,
     TransportError,
     ValidationError,
     classify_api_error,
 )
 from ._retry import RetryPolicy
-from ._streams import collect_body, copy_body
+from ._streams import AttemptDeadline, TooLateToSend, collect_body, copy_body
 
 __all__ = [
+    "DOWNLOAD_TIMEOUT",
     "MAX_DOWNLOAD_BYTES",
     "MAX_IMAGE_BYTES",
     "Downloader",
-    "ImageExpiredError",
+    "ImageExpiredError",  # defined in _errors; still importable from here
     "ImageInput",
     "extension_for",
     "sniff_mime",
@@ -45,12 +48,16 @@ __all__ = [
 
 ImageInput = str | bytes | os.PathLike[str]
 
-# Inline base64 images make bodies large (picpik-api.md section 7); the size limit
+# Inline base64 images make bodies large (docs/protocol.md, "Image inputs"); the size limit
 # is undocumented, so refuse inputs past a generous bound before sending them.
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
 # Result images are a few MB; past this a download is refused, counted decoded
 # (a small gzip body can inflate to gigabytes).
 MAX_DOWNLOAD_BYTES: Final = 64 * 1024 * 1024
+#: Seconds one download attempt may take, connecting and the whole image included.
+DOWNLOAD_TIMEOUT: Final = 300.0
+#: Redirects an image download follows (a CDN may send one or two).
+MAX_REDIRECTS: Final = 5
 
 _SIGNATURES: Final = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -151,12 +158,11 @@ def extension_for(url: str) -> str:
         >>> extension_for("https://cdn.example/a/b.jpg?sig=1"), extension_for("https://x/y")
         ('.jpg', '.png')
     """
-    suffix = Path(httpx.URL(url).path).suffix.lower()
+    try:
+        suffix = Path(httpx.URL(url).path).suffix.lower()
+    except httpx.InvalidURL:
+        return ".png"  # the download itself will say what is wrong with the URL
     return suffix if suffix in _EXTENSIONS.values() or suffix == ".jpeg" else ".png"
-
-
-class ImageExpiredError(APIError):
-    """An image URL no longer answers: PICPIK keeps result images for 24 hours only."""
 
 
 class Downloader:
@@ -182,12 +188,14 @@ class Downloader:
         *,
         max_bytes: int = MAX_DOWNLOAD_BYTES,
         is_closed: Callable[[], bool] = lambda: False,
+        timeout: float = DOWNLOAD_TIMEOUT,
     ) -> None:
         self._http = http
         self._policy = policy
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._max_bytes = _check_max_bytes(max_bytes)
         self._is_closed = is_closed
+        self._timeout = _check_timeout(timeout)
 
     async def read(self, url: str) -> bytes:
         """The bytes of an image.
@@ -204,7 +212,8 @@ class Downloader:
         parts: list[bytes] = []
 
         async def sink(response: httpx.Response) -> None:
-            parts[:] = [await collect_body(response, limit=self._max_bytes, what=_image(url))]
+            data = await collect_body(response, limit=self._max_bytes, what=_image(url))
+            parts[:] = [_not_empty(data, url)]
 
         await self._fetch(url, sink)
         return b"".join(parts)
@@ -254,7 +263,10 @@ class Downloader:
         async def sink(response: httpx.Response) -> None:
             try:
                 async with await anyio.open_file(partial, "wb") as file:
-                    await copy_body(response, file.write, limit=self._max_bytes, what=_image(url))
+                    size = await copy_body(
+                        response, file.write, limit=self._max_bytes, what=_image(url)
+                    )
+                _not_empty(b"-" * min(size, 1), url)
             except OSError as exc:
                 raise _save_error(target, exc) from exc
 
@@ -268,14 +280,73 @@ class Downloader:
                     await self._fetch_once(url, sink)
 
     async def _fetch_once(self, url: str, sink: _Sink) -> None:
+        # One deadline per attempt, as for API calls: a trickled image cannot
+        # hold a download slot for ever (docs/protocol.md, "Deadlines").
+        deadline = AttemptDeadline(self._timeout, traced=False)
+        try:
+            with deadline.scope:
+                await self._follow(url, sink, deadline)
+            late = deadline.scope.cancelled_caught
+        except TooLateToSend:
+            late = True
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise ProtocolError(f"image URL {_short(url)!r} cannot be fetched: {exc}",
+                                retryable=False) from exc  # fmt: skip
+        except httpx.TransportError as exc:
+            message = f"downloading {_short(url)} failed: {exc!r}"
+            raise TransportError(message, action="download") from exc
+        if late:
+            raise TransportError(
+                f"downloading {_short(url)} did not finish within {self._timeout:g} s",
+                action="download",
+            )
+
+    async def _follow(self, url: str, sink: _Sink, deadline: AttemptDeadline) -> None:
+        """GET `url`, following at most `MAX_REDIRECTS` redirects, never from https to http."""
         # Only codings `_decoding` inflates with a bound (no brotli or zstd).
         headers = {"Accept-Encoding": ACCEPT_ENCODING}
-        try:
-            async with self._http.stream("GET", url, headers=headers) as response:
-                _check_download(response, url)
-                await sink(response)
-        except httpx.TransportError as exc:
-            raise TransportError(f"downloading {_short(url)} failed: {exc!r}") from exc
+        extensions = {"trace": deadline.trace}
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._http.stream(
+                "GET", url, headers=headers, follow_redirects=False, extensions=extensions
+            ) as response:
+                location = response.headers["Location"] if response.has_redirect_location else None
+                if location is None:
+                    _check_download(response, url)
+                    await sink(response)
+                    return
+                url = _next_hop(response.url, location)
+        raise ProtocolError(f"image {_short(url)} redirects more than {MAX_REDIRECTS} times",
+                            retryable=False)  # fmt: skip
+
+
+def _check_timeout(value: float) -> float:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ValidationError(f"download_timeout must be a number of seconds > 0, got {value!r}")
+    return float(number)
+
+
+def _not_empty(data: bytes, url: str) -> bytes:
+    if not data:
+        raise ProtocolError(f"image {_short(url)} answered an empty body")
+    return data
+
+
+def _next_hop(current: httpx.URL, location: str) -> str:
+    """Where a redirect of an image download leads: http(s) only, never https to http."""
+    try:
+        target = current.join(location)
+    except httpx.InvalidURL as exc:
+        raise ProtocolError(f"image redirect to {location[:80]!r} is not a URL",
+                            retryable=False) from exc  # fmt: skip
+    downgrade = current.scheme == "https" and target.scheme != "https"
+    if target.scheme not in ("http", "https") or downgrade:
+        raise ProtocolError(
+            f"image {_short(str(current))} redirects to {target.scheme}: URL, not followed",
+            retryable=False,
+        )
+    return str(target)
 
 
 def _check_max_bytes(value: int) -> int:
@@ -321,6 +392,9 @@ def _check_download(response: httpx.Response, url: str) -> None:
             http_status=status,
             action="download",
         )
+    if 300 <= status < 400:
+        raise ProtocolError(f"image {_short(url)} answered HTTP {status} without a usable Location",
+                            retryable=False, http_status=status)  # fmt: skip
     if not 200 <= status < 300:
         cls, retryable = classify_api_error(None, f"HTTP {status}", status)
         raise cls(f"downloading {_short(url)} failed", http_status=status, retryable=retryable,

@@ -2,8 +2,8 @@
 
 PURE: no I/O, no anyio, no httpx. Attributes are snake_case; the PascalCase wire
 names live only in `_wire.py`. Every request validates itself when it is made,
-so nothing out of range can reach the wire (ranges: picpik-api.md sections 3.0,
-4.1-4.3 and 7).
+so nothing out of range can reach the wire (docs/protocol.md,
+"Request values"; docs/architecture.md, "Validation").
 
 Extra wire fields: the docs leave some field lists open (sections 4.3-4.7 and
 8.6). Every request, and each partially documented nested type, takes a
@@ -17,16 +17,28 @@ for a request, a common field (``Action``, ``PublicKey``, ``Signature``,
 from __future__ import annotations
 
 import enum
-import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 import attrs
 from attrs import field, frozen
 
 from ._errors import ValidationError
-from ._signing import encode_value
+from ._registry import register
+from ._validators import (
+    check_extras,
+    float_range,
+    instance_of,
+    int_range,
+    non_empty_str,
+    one_of,
+    to_extras,
+    to_float,
+    to_step,
+    to_tuple,
+    tuple_of,
+)
 
 __all__ = [
     "CreditBalance",
@@ -53,8 +65,6 @@ SEED_MIN, SEED_MAX = -1, 2_147_483_647
 SIZE_MIN, SIZE_MAX = 64, 2560
 BATCH_MIN, BATCH_MAX = 1, 16
 RESIZE_MODES = ("JustResize", "CropAndResize", "ResizeAndFill")
-# The common request fields (section 1.2): the protocol sets them, extras may not.
-COMMON_FIELDS = ("Action", "PublicKey", "Signature", "request_uuid")
 
 R = TypeVar("R")
 
@@ -82,153 +92,14 @@ def check_task_uid(value: object, what: str = "task_uid") -> str:
         >>> check_task_uid("")
         Traceback (most recent call last):
         ...
-        picpik_async._errors.ValidationError: task_uid must be a TaskUID (...), got ''
+        picpik_async.ValidationError: task_uid must be a TaskUID (...), got ''
     """
     if not is_task_uid(value):
         raise ValidationError(f"{what} must be a TaskUID ({TASK_UID_RULE}), got {value!r:.80}")
     return cast("str", value)
 
 
-# --- validators and converters ------------------------------------------------
-
-
-def _where(instance: object, attribute: attrs.Attribute[Any]) -> str:
-    return f"{type(instance).__name__}.{attribute.name}"
-
-
-def _int_range(lo: int, hi: int) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None and attribute.default is None:
-            return
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise ValidationError(
-                f"{_where(instance, attribute)} must be an integer in {lo}..{hi}, got {value!r}"
-            )
-
-    return check
-
-
-def _float_range(lo: float, hi: float) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None and attribute.default is None:
-            return
-        ok = isinstance(value, float) and math.isfinite(value) and lo <= value <= hi
-        if not ok:
-            raise ValidationError(
-                f"{_where(instance, attribute)} must be a number in {lo:g}..{hi:g}, got {value!r}"
-            )
-
-    return check
-
-
-def _to_step(value: float | None) -> float | None:
-    """Round a user number to the documented 0.01 step (picpik-api.md 2.4)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return round(float(value), 2)
-    return value
-
-
-def _to_float(value: float | None) -> float | None:
-    # Ints are accepted for float fields; bools are left for the validator to refuse.
-    raw: Any = value
-    return float(raw) if type(raw) is int else value
-
-
-def _to_tuple(value: Sequence[Any]) -> tuple[Any, ...]:
-    # Lists become tuples (hashable, frozen); anything else is left for the
-    # validator to refuse with the field's name (a bare str would split into chars).
-    if isinstance(value, list | tuple):
-        return tuple(value)
-    return cast("tuple[Any, ...]", value)
-
-
-def _tuple_of(kind: type, *, non_empty_items: bool = False) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None and attribute.default is None:
-            return
-        bad = not isinstance(value, tuple) or not all(isinstance(v, kind) for v in value)
-        if not bad and non_empty_items:
-            bad = not all(value)  # type: ignore[arg-type]
-        if bad:
-            raise ValidationError(
-                f"{_where(instance, attribute)} must be a list of {kind.__name__}"
-                f"{' (non-empty)' if non_empty_items else ''}, got {value!r:.80}"
-            )
-
-    return check
-
-
-def _instance_of(kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None and optional:
-            return
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-            raise ValidationError(
-                f"{_where(instance, attribute)} must be {names}, got {value!r:.80}"
-            )
-
-    return check
-
-
-def _non_empty_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(
-            f"{_where(instance, attribute)} must be a non-empty string, got {value!r}"
-        )
-
-
-def _one_of(choices: Sequence[str]) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None and value not in choices:
-            allowed = ", ".join(choices)
-            raise ValidationError(
-                f"{_where(instance, attribute)} must be one of {allowed}, got {value!r}"
-            )
-
-    return check
-
-
-def _to_extras(value: Mapping[str, Any]) -> dict[str, Any]:
-    # A private copy, so a caller's later change to its dict cannot reach the wire;
-    # anything but a mapping is left for the validator to refuse with the field's name.
-    raw: object = value
-    return dict(value) if isinstance(raw, Mapping) else cast("dict[str, Any]", raw)
-
-
-def _fold(name: str) -> str:
-    """One spelling for all spellings of a field name: `Width`, `width`; `CFGScale`, `cfg_scale`."""
-    return name.replace("_", "").casefold()
-
-
-def _check_extras(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    where = _where(instance, attribute)
-    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
-        raise ValidationError(
-            f"{where} must be a mapping of wire field names (non-empty strings) to values, "
-            f"got {value!r:.80}"
-        )
-    fields = attrs.fields(cast("type[attrs.AttrsInstance]", type(instance)))
-    known = {_fold(a.name): a.name for a in fields if a is not attribute}
-    common = {_fold(name): name for name in COMMON_FIELDS} if isinstance(instance, Request) else {}
-    for key in value:
-        if _fold(key) in common:
-            raise ValidationError(
-                f"{where} key {key!r} is the common field {common[_fold(key)]!r} "
-                "(section 1.2), which the client sets itself"
-            )
-        if _fold(key) in known:
-            raise ValidationError(
-                f"{where} key {key!r} collides with the known field "
-                f"{known[_fold(key)]!r}; set {known[_fold(key)]}= instead"
-            )
-    try:
-        encode_value(value)
-    except ValidationError as exc:
-        raise ValidationError(f"{where} cannot be sent: {exc}") from None
-
-
-# --- shared types (picpik-api.md section 4) -------------------------------------
+# --- shared types (docs/protocol.md, "Actions") ----------------------------------
 
 
 @frozen(kw_only=True)
@@ -242,15 +113,11 @@ class InferenceParams:
         InferenceParams(steps=20, sampler=None, clip_skip=None, cfg_scale=7.5, lora_weight=None)
     """
 
-    steps: int | None = field(default=None, validator=_int_range(6, 100))
-    sampler: str | None = field(default=None, validator=_instance_of(str, optional=True))
-    clip_skip: int | None = field(default=None, validator=_int_range(1, 12))
-    cfg_scale: float | None = field(
-        default=None, converter=_to_float, validator=_float_range(1, 30)
-    )
-    lora_weight: float | None = field(
-        default=None, converter=_to_step, validator=_float_range(-1, 2)
-    )
+    steps: int | None = field(default=None, validator=int_range(6, 100))
+    sampler: str | None = field(default=None, validator=instance_of(str, optional=True))
+    clip_skip: int | None = field(default=None, validator=int_range(1, 12))
+    cfg_scale: float | None = field(default=None, converter=to_float, validator=float_range(1, 30))
+    lora_weight: float | None = field(default=None, converter=to_step, validator=float_range(-1, 2))
 
 
 @frozen
@@ -264,19 +131,19 @@ class Model:
         'PICPIK General'
     """
 
-    model_code: str = field(validator=_non_empty_str)
-    name: str | None = field(default=None, kw_only=True, validator=_instance_of(str, optional=True))
+    model_code: str = field(validator=non_empty_str)
+    name: str | None = field(default=None, kw_only=True, validator=instance_of(str, optional=True))
     is_official: bool | None = field(
-        default=None, kw_only=True, validator=_instance_of(bool, optional=True)
+        default=None, kw_only=True, validator=instance_of(bool, optional=True)
     )
     trigger_word_list: tuple[str, ...] | None = field(
         default=None,
         kw_only=True,
-        converter=attrs.converters.optional(_to_tuple),
-        validator=_tuple_of(str),
+        converter=attrs.converters.optional(to_tuple),
+        validator=tuple_of(str),
     )
     inference_params: InferenceParams | None = field(
-        default=None, kw_only=True, validator=_instance_of(InferenceParams, optional=True)
+        default=None, kw_only=True, validator=instance_of(InferenceParams, optional=True)
     )
 
 
@@ -295,11 +162,11 @@ class Image2Image:
         {'DeepFusion': True}
     """
 
-    image_index: int = field(default=0, validator=_int_range(0, 2**31 - 1))
-    refer_strength: float = field(default=0.5, converter=_to_step, validator=_float_range(0, 1))
-    resize_mode: str | None = field(default=None, validator=_one_of(RESIZE_MODES))
+    image_index: int = field(default=0, validator=int_range(0, 2**31 - 1))
+    refer_strength: float = field(default=0.5, converter=to_step, validator=float_range(0, 1))
+    resize_mode: str | None = field(default=None, validator=one_of(RESIZE_MODES))
     extra_fields: Mapping[str, Any] = field(
-        factory=dict, kw_only=True, converter=_to_extras, validator=_check_extras, hash=False
+        factory=dict, kw_only=True, converter=to_extras, validator=check_extras, hash=False
     )
 
 
@@ -327,7 +194,7 @@ class Request(Generic[R]):
     output: ClassVar[str] = "images"
 
     extra_fields: Mapping[str, Any] = field(
-        factory=dict, kw_only=True, converter=_to_extras, validator=_check_extras, hash=False
+        factory=dict, kw_only=True, converter=to_extras, validator=check_extras, hash=False
     )
 
 
@@ -335,9 +202,10 @@ class Request(Generic[R]):
 class SubmitResponse:
     """The answer to a task-creating request."""
 
-    task_uid: str = field(validator=_non_empty_str)
+    task_uid: str = field(validator=non_empty_str)
 
 
+@register(method="generate")
 @frozen(kw_only=True)
 class GenerateImagesSDXL(Request[SubmitResponse]):
     """Generate images with an SDXL model (section 3.4); answers with a TaskUID.
@@ -354,28 +222,28 @@ class GenerateImagesSDXL(Request[SubmitResponse]):
     response_type: ClassVar[type[Any]] = SubmitResponse
     creates_task: ClassVar[bool] = True
 
-    main_model: Model = field(validator=_instance_of(Model))
+    main_model: Model = field(validator=instance_of(Model))
     sub_model_list: tuple[Model, ...] = field(
-        default=(), converter=_to_tuple, validator=_tuple_of(Model)
+        default=(), converter=to_tuple, validator=tuple_of(Model)
     )
     positive_prompts: tuple[str, ...] = field(
-        default=(), converter=_to_tuple, validator=_tuple_of(str)
+        default=(), converter=to_tuple, validator=tuple_of(str)
     )
     negative_prompts: tuple[str, ...] = field(
-        default=(), converter=_to_tuple, validator=_tuple_of(str)
+        default=(), converter=to_tuple, validator=tuple_of(str)
     )
-    translate_prompts: bool = field(default=True, validator=_instance_of(bool))
-    seed: int = field(default=-1, validator=_int_range(SEED_MIN, SEED_MAX))
-    width: int = field(default=1024, validator=_int_range(SIZE_MIN, SIZE_MAX))
-    height: int = field(default=1024, validator=_int_range(SIZE_MIN, SIZE_MAX))
-    batch_size: int = field(default=1, validator=_int_range(BATCH_MIN, BATCH_MAX))
+    translate_prompts: bool = field(default=True, validator=instance_of(bool))
+    seed: int = field(default=-1, validator=int_range(SEED_MIN, SEED_MAX))
+    width: int = field(default=1024, validator=int_range(SIZE_MIN, SIZE_MAX))
+    height: int = field(default=1024, validator=int_range(SIZE_MIN, SIZE_MAX))
+    batch_size: int = field(default=1, validator=int_range(BATCH_MIN, BATCH_MAX))
     image2image: Image2Image | None = field(
-        default=None, validator=_instance_of(Image2Image, optional=True)
+        default=None, validator=instance_of(Image2Image, optional=True)
     )
-    tiling: bool = field(default=False, validator=_instance_of(bool))
+    tiling: bool = field(default=False, validator=instance_of(bool))
     # Marked required by the docs (section 3.4 and 8.7): always sent, [] without images.
     image_and_mask_list: tuple[str, ...] = field(
-        default=(), converter=_to_tuple, validator=_tuple_of(str, non_empty_items=True)
+        default=(), converter=to_tuple, validator=tuple_of(str, non_empty_items=True)
     )
 
     def __attrs_post_init__(self) -> None:
@@ -389,6 +257,7 @@ class GenerateImagesSDXL(Request[SubmitResponse]):
                 )
 
 
+@register(method="list_tasks_details")
 @frozen
 class ListTasksDetails(Request["ListTasksDetailsResponse"]):
     """Ask for the status and results of tasks (section 3.18).
@@ -402,7 +271,7 @@ class ListTasksDetails(Request["ListTasksDetailsResponse"]):
     response_type: ClassVar[type[Any]]  # set below, once the response type exists
 
     task_uid_list: tuple[str, ...] = field(
-        converter=_to_tuple, validator=_tuple_of(str, non_empty_items=True)
+        converter=to_tuple, validator=tuple_of(str, non_empty_items=True)
     )
 
     def __attrs_post_init__(self) -> None:
@@ -412,6 +281,7 @@ class ListTasksDetails(Request["ListTasksDetailsResponse"]):
             check_task_uid(uid, f"ListTasksDetails.task_uid_list[{index}]")
 
 
+@register(method="list_models")
 @frozen
 class ListModels(Request["ListModelsResponse"]):
     """List the available generation models (section 3.1)."""
@@ -420,6 +290,7 @@ class ListModels(Request["ListModelsResponse"]):
     response_type: ClassVar[type[Any]]
 
 
+@register(method="list_running_tasks")
 @frozen
 class ListRunningTasks(Request["ListRunningTasksResponse"]):
     """List the TaskUIDs still running for the account (section 3.19)."""
@@ -428,6 +299,7 @@ class ListRunningTasks(Request["ListRunningTasksResponse"]):
     response_type: ClassVar[type[Any]]
 
 
+@register(method="get_credit_balance")
 @frozen
 class GetCreditBalance(Request["CreditBalance"]):
     """Ask for the account's credit balance (section 3.20)."""

@@ -1,8 +1,13 @@
 """The poll schedule of the batched waiter: what is due, in which chunks, and when next.
 
 PURE: no I/O, no anyio, no httpx, no clock of its own: every method takes `now`
-(seconds on any monotonic clock). `_waiter.py` drives it (design.md, "Polling:
-one poller, many waiters").
+(seconds on any monotonic clock). `_waiter.py` drives it (docs/protocol.md,
+"Polling"; docs/architecture.md, "The data path of one `generate()`").
+
+Every event of the poller (a tick, an answer, a failed request) is answered with
+decisions as data: `Step` (send these chunks, then nothing is due for so long),
+`Settle`, `Update`, `UnknownWord`, `Split`, `Refused`, `BackOff`. `_waiter.py`
+only carries them out: it sends the requests, sleeps, sets events and logs.
 """
 
 from __future__ import annotations
@@ -11,12 +16,19 @@ import enum
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 import attrs
 from attrs import define, field, frozen
 
-from ._errors import PicpikError, ProtocolError, ValidationError, is_parameter_error
+from ._errors import (
+    PicpikError,
+    ProtocolError,
+    TaskFailedError,
+    TaskNotFoundError,
+    ValidationError,
+    is_parameter_error,
+)
 from ._models import TaskDetail, TaskStatus
 
 __all__ = [
@@ -30,7 +42,7 @@ __all__ = [
     "task_status",
 ]
 
-# Status words: only the legacy set is documented (picpik-api.md section 5, 8.3).
+# Status words: only the legacy set is documented (docs/protocol.md, "Status words").
 SUCCESS_WORDS: Final = frozenset(
     {"finished", "success", "succeeded", "completed", "complete", "done"}
 )
@@ -189,6 +201,84 @@ class PollSettings:
     max_failures: int = field(default=10, validator=_count(1, 1000))
 
 
+# --- decisions: what the waiter is to do ------------------------------------------
+
+
+@frozen
+class Step:
+    """What the poller does now: send these chunks, then sleep up to `sleep` seconds.
+
+    `sleep` is `math.inf` when nothing is due (nobody waits, or every watched
+    TaskUID is in flight): the poller then sleeps until a waiter comes or a poll ends.
+    """
+
+    chunks: tuple[tuple[str, ...], ...]
+    sleep: float
+
+
+@frozen
+class Settle:
+    """A task's waiters are done: with its final detail, or with an error (exactly one)."""
+
+    uid: str
+    detail: TaskDetail | None = None
+    error: PicpikError | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.detail is None) == (self.error is None):
+            raise ValueError("Settle takes exactly one of detail and error")
+
+
+@frozen
+class Update:
+    """The task is still going and was rescheduled: give its waiters the detail (`on_update`)."""
+
+    detail: TaskDetail
+
+
+@frozen
+class UnknownWord:
+    """A status word seen for the first time that we do not know (treated as pending)."""
+
+    word: str
+
+
+@frozen
+class Split:
+    """The service refused a list of TaskUIDs as a parameter error: poll each part instead."""
+
+    chunks: tuple[tuple[str, ...], ...]
+
+    @property
+    def asked(self) -> int:
+        """How many TaskUIDs the refused list held."""
+        return sum(len(chunk) for chunk in self.chunks)
+
+
+@frozen
+class Refused:
+    """The service refused a single TaskUID; a `Settle` with the error follows."""
+
+    uid: str
+    error: PicpikError
+
+
+@frozen
+class BackOff:
+    """A poll of `asked` TaskUIDs failed: the whole poller pauses until `until`.
+
+    A `Settle` follows for each TaskUID out of patience (`max_failures`).
+    """
+
+    asked: int
+    error: PicpikError
+    until: float
+
+
+#: What the poller is told to do after one ListTasksDetails request, in order.
+Decision = Settle | Update | UnknownWord | Split | Refused | BackOff
+
+
 @define
 class _Entry:
     due: float
@@ -216,6 +306,7 @@ class PollSchedule:
     paused_until: float = field(default=-math.inf)
     failures_in_row: int = field(default=0)
     _entries: dict[str, _Entry] = field(factory=dict, init=False)
+    _unknown_words: set[str] = field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.batch_size = self.batch_size or self.settings.poll_batch_size
@@ -307,8 +398,8 @@ class PollSchedule:
         """A poll request failed: back the whole poller off; return TaskUIDs out of patience.
 
         The backoff doubles with each failed request in a row, from `poll_initial`
-        up to `poll_max`; it is shared by all tasks (design.md: a failed poll backs
-        off the whole poller, not each task).
+        up to `poll_max`; it is shared by all tasks (docs/protocol.md, "Polling
+        schedule": a failed poll backs off the whole poller, not each task).
         """
         self.failures_in_row += 1
         settings = self.settings
@@ -330,3 +421,83 @@ class PollSchedule:
     def waiters(self) -> Mapping[str, int]:
         """How many waiters each watched TaskUID has (for tests and debugging)."""
         return {uid: e.waiters for uid, e in self._entries.items()}
+
+    # --- decisions ------------------------------------------------------------------
+
+    def step(self, now: float) -> Step:
+        """Take the due TaskUIDs in chunks, and say how long nothing else is due.
+
+        Example:
+            >>> s = PollSchedule(PollSettings(poll_initial=1, poll_grid=0.5))
+            >>> s.watch("u1", now=0.0)
+            >>> s.step(now=0.25), s.step(now=1.0)
+            (Step(chunks=(), sleep=0.75), Step(chunks=(('u1',),), sleep=inf))
+        """
+        chunks = tuple(tuple(chunk) for chunk in self.take_due(now))
+        due = self.next_due()
+        return Step(chunks, math.inf if due is None else max(0.0, due - now))
+
+    def still_wanted(self, chunk: Sequence[str]) -> list[str]:
+        """The TaskUIDs of a chunk someone still waits for (waiters leave while it queues)."""
+        return [uid for uid in chunk if uid in self._entries]
+
+    def on_answer(
+        self, chunk: Sequence[str], details: Iterable[TaskDetail], now: float
+    ) -> list[Decision]:
+        """Decide what a ListTasksDetails answer for `chunk` means, task by task.
+
+        A garbled answer (a TaskUID not asked, or twice) is a failed poll.
+        """
+        try:
+            found = check_answer(chunk, details)
+        except ProtocolError as error:
+            return self.on_failure(chunk, error, now)
+        self.answered()
+        return [decision for uid in chunk for decision in self._on_detail(uid, found.get(uid), now)]
+
+    def on_failure(self, chunk: Sequence[str], error: PicpikError, now: float) -> list[Decision]:
+        """Decide what a failed ListTasksDetails request (after retries) for `chunk` means."""
+        match on_failed_poll(len(chunk), error):
+            case FailedPoll.SPLIT:
+                # The list may be longer than the service accepts (undocumented):
+                # halve it and try each half (docs/protocol.md, "Polling").
+                return [Split(tuple(tuple(part) for part in self.split(chunk)))]
+            case FailedPoll.SETTLE:
+                return [Refused(chunk[0], error), self._settle(chunk[0], error=error)]
+            case FailedPoll.BACK_OFF:
+                exhausted = self.failed(chunk, now)
+                settled = [self._settle(uid, error=error) for uid in exhausted]
+                return [BackOff(len(chunk), error, self.paused_until), *settled]
+            case unreachable:
+                assert_never(unreachable)
+
+    def _on_detail(self, uid: str, detail: TaskDetail | None, now: float) -> list[Decision]:
+        if detail is None:
+            if self.missing(uid, now):
+                return [self._settle(uid, error=TaskNotFoundError(uid, self.settings.max_misses))]
+            return []
+        status = task_status(detail)
+        match status:
+            case TaskStatus.PENDING:
+                self.pending(uid, now)
+                return [*self._note_word(detail.status), Update(detail)]
+            case TaskStatus.SUCCEEDED:
+                return [self._settle(uid, detail=detail)]
+            case TaskStatus.FAILED:
+                code, message = detail.error_code, detail.error_message
+                return [self._settle(uid, error=TaskFailedError(uid, code, message, detail.status))]
+            case unreachable:
+                assert_never(unreachable)
+
+    def _settle(
+        self, uid: str, *, detail: TaskDetail | None = None, error: PicpikError | None = None
+    ) -> Settle:
+        self.forget(uid)
+        return Settle(uid, detail, error)
+
+    def _note_word(self, word: str) -> list[Decision]:
+        """An `UnknownWord` the first time an unknown status word is seen (logged once)."""
+        if is_known_status(word) or word in self._unknown_words:
+            return []
+        self._unknown_words.add(word)
+        return [UnknownWord(word)]

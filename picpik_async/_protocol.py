@@ -2,7 +2,7 @@
 
 PURE: no I/O, no anyio, no httpx. The I/O layer hands over the HTTP status,
 the Retry-After header and the body bytes; everything the protocol decides
-about them is decided here (picpik-api.md sections 1-2 and 6).
+about them is decided here (docs/protocol.md, "Requests" to "Unknown outcomes").
 """
 
 from __future__ import annotations
@@ -236,13 +236,14 @@ def lost_answer(
 
     A task-creating request that may have reached the service has an unknown
     outcome: a task (and a charge) may exist. It becomes
-    `SubmitOutcomeUnknownError`, which is not retried by default (design.md).
-    Anything else is a plain, retryable `TransportError`.
+    `SubmitOutcomeUnknownError`, which is not retried by default
+    (docs/protocol.md, "Unknown outcomes"). Anything else is a plain, retryable
+    `TransportError`. Both carry the `request_uuid` and the action.
 
     Example:
         >>> from picpik_async import ListModels
         >>> type(lost_answer(ListModels(), request_uuid="u", sent=True, reason="reset"))
-        <class 'picpik_async._errors.TransportError'>
+        <class 'picpik_async.TransportError'>
     """
     if sent and request.creates_task:
         return SubmitOutcomeUnknownError(
@@ -252,7 +253,11 @@ def lost_answer(
             action=request.action,
         )
     where = "answer lost" if sent else "never sent"
-    return TransportError(f"{request.action} {where}: {reason} (request_uuid={request_uuid})")
+    return TransportError(
+        f"{request.action} {where}: {reason} (request_uuid={request_uuid})",
+        request_uuid=request_uuid,
+        action=request.action,
+    )
 
 
 def garbled_answer(

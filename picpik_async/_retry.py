@@ -3,7 +3,7 @@
 PURE: no I/O, no anyio, no httpx; the sleep function is handed in by the
 client (anyio.sleep), so the same code runs under asyncio and trio.
 
-The rules (design.md, "Retries: never pay twice"):
+The rules (docs/protocol.md, "Answers and HTTP statuses" and "Unknown outcomes"):
 
 - a non-zero RetCode means nothing was created: retry unless it is permanent;
 - HTTP 429 and 5xx, and errors that prove the request never left: retry;
@@ -15,6 +15,7 @@ The rules (design.md, "Retries: never pay twice"):
 from __future__ import annotations
 
 import email.utils
+import inspect
 import logging
 import math
 import random
@@ -212,9 +213,13 @@ def _seconds_until(text: str, now: datetime | None) -> float | None:
 def _call_hook(on_retry: Callable[[RetryEvent], object], event: RetryEvent) -> None:
     """Run the user's hook; what it raises is logged, never the call's outcome."""
     try:
-        on_retry(event)
+        outcome = on_retry(event)
     except Exception:
         logger.warning("on_retry callback raised for %s; ignored", event.action, exc_info=True)
+        return
+    if inspect.isawaitable(outcome):  # an async hook slipped through: it cannot run here
+        getattr(outcome, "close", lambda: None)()
+        logger.warning("on_retry callback returned an awaitable, which is never awaited")
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:

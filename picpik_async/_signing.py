@@ -2,7 +2,7 @@
 
 PURE: this module does no I/O, never imports anyio or httpx and never awaits.
 
-The algorithm is the one in ``../shared/picpik-api.md`` section 2 (and
+The algorithm is the one of ``docs/protocol.md``, "Signing" (and
 https://picpik.ai/api-docs/signature): drop ``Signature``, sort the top-level
 keys, concatenate ``key + encode(value)`` for each, append the private key and
 take the lowercase hex SHA1 of the UTF-8 bytes. Nested values are *not*

@@ -13,9 +13,10 @@ reports as ResourceWarnings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing, suppress
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import anyio
 import httpx
@@ -23,7 +24,7 @@ import httpx
 from ._decoding import BodyDecoder, too_large
 from ._errors import ResponseTooLargeError
 
-__all__ = ["collect_body", "copy_body", "read_body"]
+__all__ = ["AttemptDeadline", "TooLateToSend", "collect_body", "copy_body", "read_body"]
 
 Write = Callable[[bytes], Awaitable[object]]
 
@@ -130,3 +131,50 @@ async def _run_out(response: httpx.Response, raw: AsyncGenerator[bytes, None]) -
         with suppress(httpx.HTTPError, httpx.StreamError):
             async for _ in raw:
                 pass
+
+
+# --- one deadline per attempt ------------------------------------------------------------
+
+
+class TooLateToSend(Exception):
+    """The attempt's deadline passed before its request started to leave."""
+
+
+class AttemptDeadline:
+    """One attempt's deadline, and how far the attempt got, from httpcore's trace events.
+
+    Use `scope` around the attempt and pass `trace` as the request's "trace"
+    extension; `scope.cancelled_caught` then says the deadline ended it.
+
+    While a new connection is being made, the deadline steps aside: httpx's own
+    connect timeout bounds that phase, and cancelling a TLS handshake midway
+    would leak its socket (httpcore closes it only on errors, not on
+    cancellation). The deadline is back in force once the request is sent.
+
+    A request counts as "maybe sent" once its headers started, or always when
+    the transport reports no events at all (the in-process emulator, a mock,
+    a caller's client), since then nothing proves it did not leave.
+    """
+
+    __slots__ = ("deadline", "events", "scope", "sending", "traced")
+
+    def __init__(self, timeout: float, *, traced: bool) -> None:
+        self.deadline = anyio.current_time() + timeout
+        self.scope = anyio.CancelScope(deadline=self.deadline)
+        self.traced = traced
+        self.events = 0
+        self.sending = False
+
+    async def trace(self, name: str, info: Mapping[str, Any]) -> None:
+        self.events += 1
+        if name.endswith("connect_tcp.started"):
+            self.scope.deadline = math.inf
+        elif name.endswith("send_request_headers.started"):
+            if anyio.current_time() >= self.deadline:
+                raise TooLateToSend  # connecting took it all: stop before a byte is sent
+            self.sending = True
+            self.scope.deadline = self.deadline
+
+    @property
+    def maybe_sent(self) -> bool:
+        return self.sending or (self.events == 0 and not self.traced)

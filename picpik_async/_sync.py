@@ -2,10 +2,15 @@
 
 I/O: it owns an event loop in a background thread (an anyio blocking portal,
 `anyio.from_thread.start_blocking_portal`) and an `AsyncClient` opened inside
-it. Every method forwards to the `AsyncClient` method of the same name through
-the portal and blocks until it returns; no request logic lives here. Results
-come back as `BlockingResult`, whose `BlockingImage`s read and save through the
-same portal (issue 11, item 14: async images in a blocking API did nothing).
+it. Its methods are the blocking twins of `AsyncClient`'s, with the same
+parameters: they are generated into `_sync_methods.py` by `_codegen.py` (run
+`python -m picpik_async._codegen` after changing an async method; CI checks the
+file is fresh) and only run the async method through the portal and convert
+its answer; no request logic lives here. Written by hand here: the lifetime,
+`download()` (either kind of result), `read_image()` and `save_image()`.
+Results come back as `BlockingResult`, whose `BlockingImage`s read and save
+through the same portal (issue 11, item 14: async images in a blocking API did
+nothing).
 """
 
 from __future__ import annotations
@@ -15,30 +20,37 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, overload
+from typing import Any, Protocol, Self, TypeVar, overload
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from attrs import field, frozen
 
-from ._client import AsyncClient, ResultStream
+from ._client import AsyncClient
 from ._errors import ClientClosedError, PicpikError
 from ._models import TaskDetail
 from ._results import GeneratedImage, GenerationResult
+from ._sync_methods import _BlockingMethods
 
 __all__ = ["BlockingImage", "BlockingResult", "Client"]
 
-P = ParamSpec("P")
 T = TypeVar("T")
-U = TypeVar("U")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class _Runner(Protocol):
     """Runs an async job on a `Client`'s event loop and blocks for its result (`Client._run`)."""
 
     def __call__(self, job: Callable[[], Awaitable[T]], /) -> T: ...
+
+
+class ResultItems(Protocol[T_co]):
+    """What `Client._iterate` needs of a `ResultStream`: its items, and closing it early."""
+
+    def __anext__(self) -> Awaitable[T_co]: ...
+    def aclose(self) -> Awaitable[None]: ...
 
 
 # --- what the Client returns ------------------------------------------------------------
@@ -115,14 +127,6 @@ class BlockingResult:
         )
 
 
-def _wrap_all(results: list[GenerationResult], run: _Runner) -> list[BlockingResult]:
-    return [BlockingResult.wrap(result, run) for result in results]
-
-
-def _as_is(value: T, run: _Runner) -> T:
-    return value
-
-
 # --- forwarding -------------------------------------------------------------------------
 
 
@@ -148,49 +152,7 @@ def _refuse_event_loop() -> None:
         )
 
 
-def _forwarder(
-    method: Callable[Concatenate[AsyncClient, P], Awaitable[T]],
-    convert: Callable[[T, _Runner], U],
-    returns: str,
-) -> Callable[Concatenate[Client, P], U]:
-    """A `Client` method: run `method` on the portal, block, `convert` its answer."""
-
-    def forward(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> U:
-        answer = self._run(functools.partial(method, self._async, *args, **kwargs))
-        return convert(answer, self._run)
-
-    name = method.__name__
-    forward.__name__ = name
-    forward.__qualname__ = f"Client.{name}"
-    forward.__doc__ = (
-        f"Blocking `AsyncClient.{name}()`: same arguments, {returns}, no `await`.\n\n"
-        f"{method.__doc__ or ''}"
-    )
-    return forward
-
-
-def _blocking(
-    method: Callable[Concatenate[AsyncClient, P], Awaitable[T]],
-) -> Callable[Concatenate[Client, P], T]:
-    """A `Client` method that runs the `AsyncClient` method of the same name and blocks."""
-    return _forwarder(method, _as_is, "same result")
-
-
-def _blocking_result(
-    method: Callable[Concatenate[AsyncClient, P], Awaitable[GenerationResult]],
-) -> Callable[Concatenate[Client, P], BlockingResult]:
-    """Like `_blocking`, for a method whose `GenerationResult` becomes a `BlockingResult`."""
-    return _forwarder(method, BlockingResult.wrap, "a `BlockingResult`")
-
-
-def _blocking_results(
-    method: Callable[Concatenate[AsyncClient, P], Awaitable[list[GenerationResult]]],
-) -> Callable[Concatenate[Client, P], list[BlockingResult]]:
-    """Like `_blocking_result`, for a method returning a list of results."""
-    return _forwarder(method, _wrap_all, "a list of `BlockingResult`")
-
-
-class Client:
+class Client(_BlockingMethods):
     """A blocking PICPIK client, for scripts and notebooks; not for async code.
 
     It takes the keyword arguments of `AsyncClient` (keys, `base_url`, `retry`,
@@ -260,70 +222,39 @@ class Client:
         self._closed = True
         self._stack.close()
 
-    @overload
-    def _run(self, job: Callable[[], Awaitable[T]]) -> T: ...
-    @overload
-    def _run(self, job: Callable[[], T]) -> T: ...
-    def _run(self, job: Callable[[], Any]) -> Any:
-        """Run `job` on the background event loop (awaited if async) and wait for its result."""
+    def _run(self, job: Callable[[], Awaitable[T]], /) -> T:
+        """Run the async `job` on the background event loop and wait for its result."""
+        self._check_open()
+        return self._portal.call(job)
+
+    def _run_sync(self, job: Callable[[], T], /) -> T:
+        """Call the plain `job` in the background event loop's thread and wait for its result."""
+        self._check_open()
+        return self._portal.call(job)
+
+    def _check_open(self) -> None:
         _refuse_event_loop()
         if self._closed:
             raise ClientClosedError("this Client is closed; create a new one")
-        return self._portal.call(job)
 
-    # --- the AsyncClient methods, blocking --------------------------------------------
+    # --- what the generated methods (_sync_methods.py) call -----------------------------
 
-    call = _blocking(AsyncClient.call)
-    submit = _blocking(AsyncClient.submit)
-    submit_tasks = _blocking(AsyncClient.submit_tasks)
-    submit_and_wait = _blocking_result(AsyncClient.submit_and_wait)
-    wait = _blocking_result(AsyncClient.wait)
-    generate = _blocking_result(AsyncClient.generate)
-    list_tasks_details = _blocking(AsyncClient.list_tasks_details)
-    list_models = _blocking(AsyncClient.list_models)
-    list_running_tasks = _blocking(AsyncClient.list_running_tasks)
-    list_control_nets = _blocking(AsyncClient.list_control_nets)
-    get_credit_balance = _blocking(AsyncClient.get_credit_balance)
-    generate_sd15 = _blocking_result(AsyncClient.generate_sd15)
-    upscale = _blocking_result(AsyncClient.upscale)
-    remove_background = _blocking_result(AsyncClient.remove_background)
-    remove_backgrounds = _blocking_results(AsyncClient.remove_backgrounds)
-    extract_contents = _blocking_result(AsyncClient.extract_contents)
-    remove_contents = _blocking_result(AsyncClient.remove_contents)
-    inpaint = _blocking_result(AsyncClient.inpaint)
-    apply_style = _blocking_result(AsyncClient.apply_style)
-    restore_faces = _blocking_result(AsyncClient.restore_faces)
-    swap_face = _blocking_result(AsyncClient.swap_face)
-    describe = _blocking(AsyncClient.describe)
+    def _wrap(self, result: GenerationResult, /) -> BlockingResult:
+        return BlockingResult.wrap(result, self._run)
 
-    def generate_many(
-        self,
-        prompts: Iterable[str],
-        *,
-        max_concurrency: int = 32,
-        return_exceptions: bool = False,
-        **generate_kwargs: Any,
+    def _wrap_all(self, results: list[GenerationResult], /) -> list[BlockingResult]:
+        return [BlockingResult.wrap(result, self._run) for result in results]
+
+    @overload
+    def _iterate(self, stream: ResultItems[GenerationResult], /) -> Iterator[BlockingResult]: ...
+    @overload
+    def _iterate(
+        self, stream: ResultItems[GenerationResult | PicpikError], /
+    ) -> Iterator[BlockingResult | PicpikError]: ...
+    def _iterate(
+        self, stream: ResultItems[GenerationResult | PicpikError], /
     ) -> Iterator[BlockingResult | PicpikError]:
-        """Blocking `AsyncClient.generate_many()`: a plain iterator, in completion order.
-
-        It yields `BlockingResult`s (and, with `return_exceptions`, errors).
-        Leaving the loop early stops the prompts still in flight.
-
-        Example:
-            >>> # for result in client.generate_many(["a cat", "a dog"], width=768):
-            >>> #     client.download(result, "out/")
-        """
-        start = functools.partial(
-            self._async.generate_many,
-            prompts,
-            max_concurrency=max_concurrency,
-            return_exceptions=return_exceptions,
-            **generate_kwargs,
-        )
-        stream = self._run(start)  # options are checked here, before the first result
-        return self._iterate(stream)
-
-    def _iterate(self, stream: ResultStream) -> Iterator[BlockingResult | PicpikError]:
+        """A `generate_many()` stream as a plain iterator; leaving it early closes the stream."""
         try:
             while True:
                 try:

@@ -2,14 +2,13 @@
 
 I/O: drives the pure `PollSchedule` of `_polling.py` with anyio. Every waiter
 registers its TaskUID and sleeps on an event; one poller task collects the due
-TaskUIDs of all waiters into batched `ListTasksDetails` requests (design.md,
-"Polling: one poller, many waiters").
+TaskUIDs of all waiters into batched `ListTasksDetails` requests (docs/protocol.md,
+"Polling"; docs/architecture.md, "The data path of one `generate()`").
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
 from typing import Final, assert_never
@@ -18,28 +17,18 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
-from ._errors import (
-    ClientClosedError,
-    PicpikError,
-    TaskFailedError,
-    TaskNotFoundError,
-    TaskTimeoutError,
-)
-from ._models import (
-    ListTasksDetails,
-    ListTasksDetailsResponse,
-    TaskDetail,
-    TaskStatus,
-    check_task_uid,
-)
+from ._errors import ClientClosedError, PicpikError, TaskTimeoutError
+from ._models import ListTasksDetails, ListTasksDetailsResponse, TaskDetail, check_task_uid
 from ._polling import (
-    FailedPoll,
+    BackOff,
+    Decision,
     PollSchedule,
     PollSettings,
-    check_answer,
-    is_known_status,
-    on_failed_poll,
-    task_status,
+    Refused,
+    Settle,
+    Split,
+    UnknownWord,
+    Update,
 )
 
 __all__ = ["TaskWaiter"]
@@ -82,7 +71,6 @@ class TaskWaiter:
         self._changed = anyio.Event()
         self._started = False
         self._closed = False
-        self._unknown_words: set[str] = set()
 
     @property
     def pending(self) -> int:
@@ -153,26 +141,17 @@ class TaskWaiter:
     def _wake(self) -> None:
         self._changed.set()
 
-    def _settle(self, uid: str, detail: TaskDetail | None, error: PicpikError | None) -> None:
-        self._schedule.forget(uid)
-        for slot in self._slots.get(uid, ()):
-            slot.settle(detail, error)
-
-    # --- the poller -------------------------------------------------------------
+    # --- the poller: it carries out what the schedule decides -------------------------
 
     async def _run(self) -> None:
         async with anyio.create_task_group() as polls:
             while not self._closed:
-                for chunk in self._schedule.take_due(anyio.current_time()):
+                step = self._schedule.step(anyio.current_time())
+                for chunk in step.chunks:
                     polls.start_soon(self._poll, chunk)
-                await self._sleep_until_due()
-
-    async def _sleep_until_due(self) -> None:
-        self._changed = anyio.Event()
-        due = self._schedule.next_due()
-        delay = math.inf if due is None else max(0.0, due - anyio.current_time())
-        with anyio.move_on_after(delay):
-            await self._changed.wait()
+                self._changed = anyio.Event()
+                with anyio.move_on_after(step.sleep):
+                    await self._changed.wait()
 
     async def _poll(self, chunk: Sequence[str]) -> None:
         async with self._limiter:
@@ -180,64 +159,40 @@ class TaskWaiter:
         self._wake()
 
     async def _poll_chunk(self, chunk: Sequence[str]) -> None:
-        # Waiters may have left while this chunk waited for a slot: ask only for
-        # TaskUIDs someone still waits for, and nothing when nobody does.
-        chunk = [uid for uid in chunk if uid in self._schedule]
-        if not chunk:
+        # Waiters may have left while this chunk waited for a slot.
+        wanted = self._schedule.still_wanted(chunk)
+        if not wanted:
             return
         try:
-            answer = await self._list_tasks(ListTasksDetails(chunk))
-            found = check_answer(chunk, answer.task_detail_list)
+            answer = await self._list_tasks(ListTasksDetails(wanted))
         except PicpikError as error:
-            await self._poll_failed(chunk, error)
-            return
-        self._schedule.answered()
-        now = anyio.current_time()
-        for uid in chunk:
-            self._apply(uid, found.get(uid), now)
+            decisions = self._schedule.on_failure(wanted, error, anyio.current_time())
+        else:
+            details, now = answer.task_detail_list, anyio.current_time()
+            decisions = self._schedule.on_answer(wanted, details, now)
+        for decision in decisions:
+            await self._carry_out(decision)
 
-    async def _poll_failed(self, chunk: Sequence[str], error: PicpikError) -> None:
-        match on_failed_poll(len(chunk), error):
-            case FailedPoll.SPLIT:
-                # The list may be longer than the service accepts (undocumented):
-                # halve it and try each half (docs/protocol.md, "Polling").
-                logger.info("ListTasksDetails refused %d TaskUIDs; halving", len(chunk))
-                for half in self._schedule.split(chunk):
-                    await self._poll_chunk(half)
-            case FailedPoll.SETTLE:
-                logger.warning("ListTasksDetails refused TaskUID %s: %s", chunk[0], error)
-                self._settle(chunk[0], None, error)
-            case FailedPoll.BACK_OFF:
-                logger.warning("ListTasksDetails for %d task(s) failed: %s", len(chunk), error)
-                for uid in self._schedule.failed(chunk, anyio.current_time()):
-                    self._settle(uid, None, error)
+    async def _carry_out(self, decision: Decision) -> None:
+        match decision:
+            case Settle(uid=uid, detail=detail, error=error):
+                for slot in self._slots.get(uid, ()):
+                    slot.settle(detail, error)
+            case Update(detail=detail):
+                for slot in list(self._slots.get(detail.task_uid, ())):
+                    _notify(slot, detail)
+            case UnknownWord(word=word):
+                logger.info("unknown task status %r: treating it as still pending", word[:40])
+            case Split(chunks=chunks):
+                logger.info("ListTasksDetails refused %d TaskUIDs; halving", decision.asked)
+                for part in chunks:
+                    await self._poll_chunk(part)
+            case Refused(uid=uid, error=error):
+                logger.warning("ListTasksDetails refused TaskUID %s: %s", uid, error)
+            case BackOff(asked=asked, error=error):
+                logger.warning("ListTasksDetails for %d task(s) failed: %s", asked, error)
             case unreachable:
                 assert_never(unreachable)
-
-    def _apply(self, uid: str, detail: TaskDetail | None, now: float) -> None:
-        if detail is None:
-            if self._schedule.missing(uid, now):
-                self._settle(uid, None, TaskNotFoundError(uid, self._schedule.settings.max_misses))
-            return
-        status = task_status(detail)
-        match status:
-            case TaskStatus.PENDING:
-                self._note_word(detail.status)
-                self._schedule.pending(uid, now)
-                for slot in list(self._slots.get(uid, ())):
-                    _notify(slot, detail)
-            case TaskStatus.SUCCEEDED:
-                self._settle(uid, detail, None)
-            case TaskStatus.FAILED:
-                code, message = detail.error_code, detail.error_message
-                self._settle(uid, None, TaskFailedError(uid, code, message, detail.status))
-            case _:
-                assert_never(status)
-
-    def _note_word(self, word: str) -> None:
-        if not is_known_status(word) and word not in self._unknown_words:
-            self._unknown_words.add(word)
-            logger.info("unknown task status %r: treating it as still pending", word[:40])
 
 
 def _notify(slot: _Slot, detail: TaskDetail) -> None:

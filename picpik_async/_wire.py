@@ -23,7 +23,8 @@ __all__ = ["converter", "structure", "unstructure", "wire_name"]
 
 T = TypeVar("T")
 
-# Names that are not plain PascalCase of the attribute (picpik-api.md 1.2, 4.2, 4.9).
+# Names that are not plain PascalCase of the attribute (docs/protocol.md, "Field names on
+# the wire").
 RENAMES: Final[Mapping[str, str]] = {
     "cfg_scale": "CFGScale",
     "task_uid": "TaskUID",

@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import anyio
+import attrs
 
 try:
     import click
@@ -43,6 +44,7 @@ except ModuleNotFoundError:  # the cli extra is not installed
 from picpik_async._actions import (
     DESCRIBE_LANGUAGES,
     DescribeImages,
+    GenerateOptions,
     RemoveBackground,
     ResizeImage,
     sdxl_request,
@@ -345,52 +347,57 @@ def _action_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+def _option(name: str, flag: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+    """A click option for the `GenerateOptions` field `name`, with the field's default."""
+    default = attrs.fields_dict(GenerateOptions)[name].default
+    shown = not (default is None or isinstance(default, bool))
+    return click.option(flag, name, default=default, show_default=shown, **kwargs)
+
+
+#: The `generate()` options (`GenerateOptions` fields) the commands offer, each with its
+#: click option. `sub_models` has none; `translate_prompts` is the `--no-translate`
+#: flag, inverted. tests/test_options.py checks this table against `GenerateOptions`.
+_GENERATE_CLI: Final = {
+    "negative_prompt": _option("negative_prompt", "--negative", help="What should not appear."),
+    "model": _option("model", "--model", help="ModelCode."),
+    "width": _option("width", "--width", type=int, help="64..2560."),
+    "height": _option("height", "--height", type=int, help="64..2560."),
+    "seed": _option("seed", "--seed", type=int, help="-1 = random."),
+    "batch_size": _option("batch_size", "--batch-size", type=int, help="1..16."),
+    "tiling": _option("tiling", "--tiling", is_flag=True, help="Make a tileable image."),
+    "translate_prompts": _option(
+        "translate_prompts",
+        "--no-translate",
+        is_flag=True,
+        flag_value=False,
+        help="Do not translate non-English prompts.",
+    ),
+    "image": _option(
+        "image",
+        "--image",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Start from this image (image-to-image).",
+    ),
+    "refer_strength": _option(
+        "refer_strength", "--strength", type=float, help="How closely to follow --image, 0..1."
+    ),
+}
+#: `GenerateOptions` fields with no option on the command line.
+_NOT_ON_THE_CLI: Final = frozenset({"sub_models"})
+
+
 def _generate_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The generate() parameters, as options."""
-    decorators = [
-        click.option("--negative", "negative_prompt", help="What should not appear."),
-        click.option("--model", default="PICPIK General", show_default=True, help="ModelCode."),
-        click.option("--width", default=1024, show_default=True, type=int, help="64..2560."),
-        click.option("--height", default=1024, show_default=True, type=int, help="64..2560."),
-        click.option("--seed", default=-1, show_default=True, type=int, help="-1 = random."),
-        click.option("--batch-size", default=1, show_default=True, type=int, help="1..16."),
-        click.option("--tiling", is_flag=True, help="Make a tileable image."),
-        click.option(
-            "--no-translate",
-            "no_translate",
-            is_flag=True,
-            help="Do not translate non-English prompts.",
-        ),
-        click.option(
-            "--image",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Start from this image (image-to-image).",
-        ),
-        click.option(
-            "--strength",
-            "refer_strength",
-            default=0.5,
-            show_default=True,
-            type=float,
-            help="How closely to follow --image, 0..1.",
-        ),
-    ]
-    for decorator in reversed(decorators):
+    for decorator in reversed(_GENERATE_CLI.values()):
         function = decorator(function)
     return _action_options(function)
 
 
-_GENERATE_KEYS = (
-    "negative_prompt", "model", "width", "height", "seed", "batch_size", "tiling",
-    "refer_strength",
-)  # fmt: skip
-
-
 def _generate_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    kwargs = {key: options[key] for key in _GENERATE_KEYS}
-    kwargs["translate_prompts"] = not options["no_translate"]
-    if options["image"] is not None:
-        kwargs["image"] = options["image"]
+    """The `GenerateOptions` fields among the parsed options (an unset --image left out)."""
+    kwargs = {name: options[name] for name in _GENERATE_CLI}
+    if kwargs["image"] is None:
+        del kwargs["image"]
     return kwargs
 
 
@@ -496,9 +503,9 @@ def generate(prompt: str, **options: Any) -> None:
     console = Console(highlight=False)
 
     async def job() -> int:
-        image = options["image"]
-        image_uri = await to_data_uri(image) if image is not None else None
-        request = sdxl_request(prompt, image_uri=image_uri, **_request_options(options))
+        chosen = GenerateOptions(**_generate_kwargs(options))
+        image_uri = await to_data_uri(chosen.image) if chosen.image is not None else None
+        request = sdxl_request(prompt, chosen, image_uri=image_uri)
         async with _open_client(options) as client:
             with _Status(console) as status:
                 status.update("submitting")
@@ -524,12 +531,6 @@ def _require_images(result: GenerationResult) -> None:
     problem = missing_output(result.detail, "images")
     if problem is not None:
         raise TaskFailedError(result.task_uid, result.detail.error_code, problem, "Finished")
-
-
-def _request_options(options: dict[str, Any]) -> dict[str, Any]:
-    kwargs = _generate_kwargs(options)
-    kwargs.pop("image", None)
-    return kwargs
 
 
 def _print_summary(console: Console, result: GenerationResult, paths: list[Path]) -> None:
@@ -762,7 +763,7 @@ def credits(**options: Any) -> None:
     _run(options, job)
 
 
-# --- image actions (issue 8; picpik-api.md sections 3.10, 3.14, 3.17) -----------------
+# --- image actions (issue 8; docs/protocol.md, "Actions") ------------------------------
 
 _IMAGE_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 

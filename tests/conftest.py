@@ -43,6 +43,29 @@ def make_client(emulator: Emulator, **kwargs: Any) -> picpik.AsyncClient:
 
 
 @pytest.fixture
+def fast_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI run in this process (click's CliRunner) polls fast and embeds a quick emulator.
+
+    The CLI polls with the default `PollSettings` (first poll 1.5 s after a submit)
+    and its `--emulator` takes 1 s a task; with this fixture its clients poll with
+    `FAST_POLL` and its emulator's tasks take 0.1 s. A CLI run in a subprocess keeps
+    the defaults.
+    """
+    import picpik_async.cli  # the CLI extra (click) is needed only by tests that use it
+    import picpik_async.testing
+
+    def fast_client(**options: Any) -> picpik.AsyncClient:
+        options.setdefault("poll", FAST_POLL)
+        return picpik.AsyncClient(**options)
+
+    def quick_emulator(**options: Any) -> Emulator:
+        return Emulator(**{**options, "latency": 0.1})
+
+    monkeypatch.setattr(picpik_async.cli, "AsyncClient", fast_client)
+    monkeypatch.setattr(picpik_async.testing, "Emulator", quick_emulator)
+
+
+@pytest.fixture
 async def client(emulator: Emulator) -> AsyncIterator[picpik.AsyncClient]:
     """An open client on the `emulator` fixture."""
     async with make_client(emulator) as opened:

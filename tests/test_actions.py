@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
+from doctests import run_doctests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +33,7 @@ from picpik_async._actions import (
     Foreground,
     GenerateBackgrounds,
     GenerateImages,
+    GenerateOptions,
     GeneratePatternsFromImage,
     GenerationOptions,
     GenerationRequest,
@@ -49,7 +51,6 @@ from picpik_async._actions import (
     as_coordinates,
     check_options,
     generation_fields,
-    sdxl_options,
     sdxl_request,
     task_uids_of,
 )
@@ -897,7 +898,7 @@ class TestHelpers:
 
 def test_doctests() -> None:
     """The examples in the module's docstrings run."""
-    result = doctest.testmod(actions_module, optionflags=doctest.ELLIPSIS)
+    result = run_doctests(actions_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 20
     assert result.failed == 0
 
@@ -1037,11 +1038,14 @@ def test_strategies_cover_every_action() -> None:
 
 def test_sdxl_request_and_options() -> None:
     """generate()'s request builder: image-to-image wiring, unknown options, empty prompts."""
-    request = sdxl_request("a cat", image_uri="data:image/png;base64,AAAA", refer_strength=0.3)
+    options = GenerateOptions(refer_strength=0.3)
+    request = sdxl_request("a cat", options, image_uri="data:image/png;base64,AAAA")
     assert request.image_and_mask_list == ("data:image/png;base64,AAAA",)
     assert request.image2image == Image2Image(image_index=0, refer_strength=0.3)
-    assert sdxl_options({"width": 512, "image": b"x", "timeout": 3}) == {"width": 512}
+    assert GenerateOptions.from_mapping({"width": 512, "image": b"x"}).width == 512
     with pytest.raises(ValidationError, match="colour"):
-        sdxl_options({"colour": "red"})
+        GenerateOptions.from_mapping({"colour": "red"})
     with pytest.raises(ValidationError, match="prompt must be a non-empty"):
         sdxl_request("   ")
+    with pytest.raises(ValidationError, match="sub_models"):
+        sdxl_request("a cat", GenerateOptions(sub_models="abc"))

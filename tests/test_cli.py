@@ -24,8 +24,12 @@ CONTROL = "\x1b"
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    """A CliRunner in an empty folder with no PICPIK variables set."""
+def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fast_cli: None) -> CliRunner:
+    """A CliRunner in an empty folder with no PICPIK variables set, polling fast.
+
+    `fast_cli`: what these tests check does not depend on poll timing or on the
+    embedded emulator's latency.
+    """
     for name in ("PICPIK_PUBLIC_KEY", "PICPIK_PRIVATE_KEY", "PICPIK_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -206,17 +210,24 @@ def test_batch_failed_prompts_exit_1(runner: CliRunner, server: EmulatorServer) 
 
 
 def test_batch_interrupted_then_resumed_creates_each_task_once(tmp_path: Path) -> None:
-    """Ctrl-C after two seconds, then a re-run: 40 images, exactly 40 tasks created."""
+    """Ctrl-C after two seconds, then a re-run: 40 images, exactly 40 tasks created.
+
+    The re-run may use another concurrency (the journal does not depend on it): all
+    at once, it finishes in one round of polls instead of five.
+    """
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(f"prompt number {i}" for i in range(40)), encoding="utf-8")
     out = tmp_path / "out"
     with EmulatorServer(latency=1.0, seed=9) as served:
-        command = [sys.executable, "-m", "picpik_async.cli", "batch", str(prompts),
-                   "--out", str(out), "--concurrency", "8", "--width", "64", "--height", "64",
-                   *keys(served)]  # fmt: skip
+
+        def command(concurrency: int) -> list[str]:
+            return [sys.executable, "-m", "picpik_async.cli", "batch", str(prompts),
+                    "--out", str(out), "--concurrency", str(concurrency), "--width", "64",
+                    "--height", "64", *keys(served)]  # fmt: skip
+
         env = {k: v for k, v in os.environ.items() if not k.startswith("PICPIK_")}
         first = subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command(8), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         time.sleep(2)
         first.send_signal(signal.SIGINT)
@@ -226,7 +237,7 @@ def test_batch_interrupted_then_resumed_creates_each_task_once(tmp_path: Path) -
         created_first = served.emulator.counters.tasks_created
         assert 0 < created_first < 40
         second = subprocess.run(  # noqa: S603
-            command, env=env, capture_output=True, text=True, timeout=120, check=False
+            command(40), env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert second.returncode == 0, second.stdout + second.stderr
         assert f"submitted {40 - created_first}," in second.stdout  # only the never-sent ones

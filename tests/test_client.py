@@ -11,7 +11,14 @@ import pytest
 from conftest import FAST_POLL, make_client
 
 import picpik_async as picpik
-from picpik_async.testing import Emulator, Faults, StatusWords, Trigger, serve_emulator
+from picpik_async.testing import (
+    Emulator,
+    Faults,
+    ManualClock,
+    StatusWords,
+    Trigger,
+    serve_emulator,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -136,7 +143,7 @@ async def test_generate_many_validates_options_before_io(
 
 async def test_wait_timeout_leaves_other_waiters_alone() -> None:
     """wait(timeout=...) raises TaskTimeoutError for that waiter only."""
-    emulator = Emulator(latency=0.6)
+    emulator = Emulator(latency=0.3)
     async with make_client(emulator) as client:
         slow = await client.submit(picpik.GenerateImagesSDXL(main_model=picpik.Model("m")))
         other: list[picpik.GenerationResult] = []
@@ -147,7 +154,7 @@ async def test_wait_timeout_leaves_other_waiters_alone() -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(patient)
             with pytest.raises(picpik.TaskTimeoutError) as caught:
-                await client.wait(slow, timeout=0.2)
+                await client.wait(slow, timeout=0.1)
         assert caught.value.task_uid == slow.task_uid
         assert [r.task_uid for r in other] == [slow.task_uid]
 
@@ -160,14 +167,14 @@ async def test_cancelled_waiters_stop_status_traffic() -> None:
             await client.submit(picpik.GenerateImagesSDXL(main_model=picpik.Model("m")))
             for _ in range(5)
         ]
-        with anyio.move_on_after(0.3):
+        with anyio.move_on_after(0.15):  # the first poll is due at 0.05 s
             async with anyio.create_task_group() as group:
                 for handle in handles:
                     group.start_soon(client.wait, handle)
         await anyio.sleep(0.05)  # a poll already on its way may still land
         polls = emulator.counters.requests["ListTasksDetails"]
         assert polls > 0
-        await anyio.sleep(0.4)
+        await anyio.sleep(0.25)  # longer than poll_max: a poller still going would poll
         assert emulator.counters.requests["ListTasksDetails"] == polls
 
 
@@ -283,7 +290,7 @@ async def test_aclose_ends_pending_waits() -> None:
         with anyio.fail_after(1):
             async with anyio.create_task_group() as group:
                 group.start_soon(waiter)
-                await anyio.sleep(0.1)
+                await anyio.sleep(0.05)
                 await client.aclose()
     assert len(errors) == 1
     assert handle.task_uid in str(errors[0])
@@ -363,10 +370,11 @@ async def test_download_saves_every_image(client: picpik.AsyncClient, tmp_path: 
 
 async def test_expired_image_says_24_hours() -> None:
     """An expired image URL raises ImageExpiredError mentioning the 24-hour retention."""
-    emulator = Emulator(latency=0.05, image_ttl=0.05)
+    clock = ManualClock()  # tasks finish at once; the images' age moves only by hand
+    emulator = Emulator(latency=0.0, image_ttl=60.0, clock=clock)
     async with make_client(emulator) as client:
         result = await client.generate("old", width=64, height=64)
-        await anyio.sleep(0.15)
+        clock.advance(61.0)
         with pytest.raises(picpik.ImageExpiredError, match="24 hours"):
             await result.images[0].read()
 
@@ -408,7 +416,7 @@ async def test_outer_cancellation_closes_the_client() -> None:
     """Cancelling around `async with client` ends it cleanly and closes its sockets."""
     emulator = Emulator(latency=60)
     client = make_client(emulator)
-    with anyio.move_on_after(0.2) as scope:
+    with anyio.move_on_after(0.1) as scope:
         async with client:
             await client.generate("never finishes")
     assert scope.cancelled_caught
@@ -431,9 +439,9 @@ async def test_leaving_generate_many_early_cancels_the_rest(emulator: Emulator) 
     async with make_client(emulator) as client:
         async for _ in client.generate_many([f"p{i}" for i in range(20)], max_concurrency=2):
             break
-        await anyio.sleep(0.3)
+        await anyio.sleep(0.15)
         created = emulator.counters.tasks_created
-        await anyio.sleep(0.3)
+        await anyio.sleep(0.25)  # the time for more than one more task of each slot
         assert emulator.counters.tasks_created == created < 20
 
 

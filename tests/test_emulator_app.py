@@ -6,16 +6,21 @@ never through a client, and time is a ManualClock.
 
 from __future__ import annotations
 
+import ast
 import base64
+import doctest
+import graphlib
 import io
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
+from picpik_async import testing as testing_package
 from picpik_async._errors import ProtocolError
 from picpik_async._models import (
     CreditBalance,
@@ -659,3 +664,63 @@ class TestCounters:
         assert emulator.counters.requests == {}
         assert [d["TaskUID"] for d in await details(http, uid)] == [uid]
         assert emulator.counters.requests == {"ListTasksDetails": 1}
+
+
+class TestModuleStructure:
+    """How the emulator's modules depend on each other (read from their source)."""
+
+    PACKAGE = Path(testing_package.__file__).parent
+
+    def modules(self) -> dict[str, ast.Module]:
+        """Each module of `picpik_async.testing`, parsed."""
+        return {
+            path.stem: ast.parse(path.read_text(encoding="utf-8"))
+            for path in sorted(self.PACKAGE.glob("*.py"))
+        }
+
+    def test_no_import_cycle(self) -> None:
+        """The modules import each other without a cycle, TYPE_CHECKING imports included."""
+        graph = {
+            name: {
+                node.module
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+            }
+            for name, tree in self.modules().items()
+        }
+        order = graphlib.TopologicalSorter(graph)
+        order.prepare()  # raises graphlib.CycleError on a cycle
+
+    def test_app_does_not_import_the_emulator(self) -> None:
+        """`_app` is handed the emulator's request path; it never imports `_emulator`."""
+        tree = self.modules()["_app"]
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert "_emulator" not in imported
+
+    def test_no_private_names_across_modules(self) -> None:
+        """No module reaches for another's `_private` names, by attribute or by import."""
+        found = []
+        for name, tree in self.modules().items():
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.level == 1:
+                    found += [f"{name}: {a.name}" for a in node.names if a.name.startswith("_")]
+                if isinstance(node, ast.Attribute) and self.is_foreign_private(node):
+                    found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+        assert found == []
+
+    @staticmethod
+    def is_foreign_private(node: ast.Attribute) -> bool:
+        """`x._name` where `x` is not `self` or `cls` (dunders are not private)."""
+        if not node.attr.startswith("_") or node.attr.startswith("__"):
+            return False
+        owner = node.value
+        return not (isinstance(owner, ast.Name) and owner.id in ("self", "cls"))
+
+    def test_doctests(self) -> None:
+        """The examples of the app and emulator modules run."""
+        from picpik_async.testing import _app, _emulator
+
+        for module in (_app, _emulator):
+            result = doctest.testmod(module)
+            assert result.attempted > 0
+            assert result.failed == 0

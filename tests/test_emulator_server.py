@@ -137,7 +137,7 @@ def free_port() -> int:
 
 
 def independent_signature(params: dict[str, Any], private_key: str) -> str:
-    """Sign like picpik-api.md §2, written apart from the library (no floats needed here)."""
+    """Sign as docs/protocol.md "Signing" says, apart from the library (no floats here)."""
 
     def encode(value: Any) -> str:
         if isinstance(value, bool):
@@ -208,7 +208,7 @@ def test_cli_emulator_end_to_end() -> None:
     """`picpik emulator` serves signed requests, runs tasks and stops cleanly on SIGINT."""
     port = free_port()
     command = [sys.executable, "-m", "picpik_async.cli", "emulator", "--port", str(port)]
-    command += ["--public-key", "K", "--private-key", "S", "--latency", "1.5", "--no-access-log"]
+    command += ["--public-key", "K", "--private-key", "S", "--latency", "0.5", "--no-access-log"]
     with tempfile.TemporaryFile("w+") as errors:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed argv
             command, stdout=subprocess.PIPE, stderr=errors, text=True
@@ -251,7 +251,7 @@ def run_cli_scenario(client: CliClient) -> None:
         statuses.append(detail["Status"])
         if detail["Status"] == "Finished":
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert statuses[0] in ("Queuing", "Running")
     assert statuses[-1] == "Finished"
     assert len(detail["ImgList"]) == 2

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import doctest
+import re
 
 import pytest
+from doctests import run_doctests
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from picpik_async import _errors as errors_module
+from picpik_async import _images as images_module
 from picpik_async._errors import (
     APIError,
     AuthenticationError,
     ClientClosedError,
+    ImageExpiredError,
     PicpikError,
     ProtocolError,
     RateLimitError,
@@ -25,6 +29,8 @@ from picpik_async._errors import (
     classify_api_error,
     is_parameter_error,
 )
+from picpik_async._models import ListModels
+from picpik_async._protocol import lost_answer
 
 # A value that is never handed to any error below: it must never show up in one.
 SECRET = "PRIVATE-KEY-2f9c81d7e0"  # noqa: S105 - a dummy, never a real key
@@ -201,6 +207,7 @@ class TestHierarchy:
             pytest.param(APIError, (PicpikError,), id="api"),
             pytest.param(AuthenticationError, (APIError, PicpikError), id="authentication"),
             pytest.param(RateLimitError, (APIError, PicpikError), id="rate-limit"),
+            pytest.param(ImageExpiredError, (APIError, PicpikError), id="image-expired"),
             pytest.param(TransportError, (PicpikError,), id="transport"),
             pytest.param(
                 SubmitOutcomeUnknownError, (TransportError, PicpikError), id="submit-unknown"
@@ -227,11 +234,71 @@ class TestHierarchy:
         for name in classes:
             assert issubclass(getattr(errors_module, name), PicpikError)
 
+    def test_every_error_is_in_the_drawn_tree(self) -> None:
+        """Each error of the module is drawn in the module docstring's tree."""
+        drawn = set(re.findall(r"[├└]── (\w+)", errors_module.__doc__ or ""))
+        classes = {
+            name
+            for name, value in vars(errors_module).items()
+            if isinstance(value, type) and issubclass(value, PicpikError)
+        }
+        assert classes - {"PicpikError"} == drawn
+
+    def test_image_expired_error_is_importable_from_images(self) -> None:
+        """Internal callers that import it from `_images` get the same class."""
+        assert images_module.ImageExpiredError is ImageExpiredError
+
     def test_api_errors_are_not_transport_errors(self) -> None:
         """A refused request and a lost one are different branches of the tree."""
         assert not issubclass(APIError, TransportError)
         assert not issubclass(TransportError, APIError)
         assert not issubclass(ProtocolError, APIError | TransportError)
+
+
+class TestTransportError:
+    """What a TransportError carries."""
+
+    def test_defaults(self) -> None:
+        """Built with a message only, it has no request_uuid and no action."""
+        error = TransportError("reset")
+        assert (error.request_uuid, error.action, str(error)) == (None, "", "reset")
+
+    def test_carries_request_uuid_and_action(self) -> None:
+        """Both are keyword arguments, kept as attributes; the message is unchanged."""
+        error = TransportError("reset", request_uuid="u-1", action="ListModels")
+        assert (error.request_uuid, error.action, str(error)) == ("u-1", "ListModels", "reset")
+
+    @pytest.mark.parametrize("sent", [True, False])
+    def test_a_lost_answer_names_its_call(self, sent: bool) -> None:
+        """`lost_answer` fills both, for a read sent or not."""
+        error = lost_answer(ListModels(), request_uuid="u-3", sent=sent, reason="reset")
+        assert type(error) is TransportError
+        assert (error.request_uuid, error.action) == ("u-3", "ListModels")
+
+    def test_submit_outcome_unknown_sets_them_too(self) -> None:
+        """The subclass keeps its own message form and fills the same attributes."""
+        error = SubmitOutcomeUnknownError("lost", request_uuid="u-2", action="GenerateImagesSDXL")
+        assert (error.request_uuid, error.action) == ("u-2", "GenerateImagesSDXL")
+        assert str(error) == "lost (request_uuid=u-2)"
+
+
+class TestClassifierTable:
+    """`classify_api_error` is the first matching row of `_RULES`."""
+
+    def test_rules_decide_every_case(self) -> None:
+        """Walking the table by hand gives what the classifier says."""
+        cases = [(171, "", None), (None, "", 429), (160, "", None), (None, "", 404), (1, "", 500)]
+        for ret_code, message, status in cases:
+            rule = next(
+                (r for r in errors_module._RULES if r.matches(ret_code, message, status)), None
+            )
+            expected = (rule.error, rule.retryable) if rule else (APIError, True)
+            assert classify_api_error(ret_code, message, status) == expected
+
+    @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, None])
+    def test_retried_http_statuses_are_not_permanent(self, status: int | None) -> None:
+        """408, 409, 429 and 5xx are not in the permanent-4xx row."""
+        assert classify_api_error(None, "", status)[1] is True
 
 
 class TestApiErrorText:
@@ -402,6 +469,6 @@ class TestOtherErrors:
 
 def test_docstring_examples() -> None:
     """The examples in the module's docstrings run and give the answers shown."""
-    result = doctest.testmod(errors_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 2
+    result = run_doctests(errors_module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 3  # the classes' examples too (see tests/doctests.py)
     assert result.failed == 0

@@ -42,11 +42,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import picpik_async as picpik
-from picpik_async._client import _Progress, _TooLateToSend
 from picpik_async._files import child_path, image_file_name
-from picpik_async._images import MAX_DOWNLOAD_BYTES, Downloader
+from picpik_async._images import MAX_DOWNLOAD_BYTES, Downloader, _next_hop
 from picpik_async._protocol import MAX_RESPONSE_BYTES
-from picpik_async._streams import read_body
+from picpik_async._streams import AttemptDeadline, TooLateToSend, read_body
 from picpik_async.cli import main as cli_main
 from picpik_async.testing import Emulator, Faults, ManualClock, Trigger
 
@@ -142,7 +141,7 @@ async def test_wait_for_timeout_sends_no_late_submit() -> None:
         for _ in range(3):  # the late submit was a race: give it several chances
             stream = client.generate_many([f"p{i}" for i in range(2000)], max_concurrency=40)
 
-            async def consume(stream: picpik.ResultStream = stream) -> None:
+            async def consume(stream: picpik.ResultStream[Any] = stream) -> None:
                 async for _ in stream:
                     pass
 
@@ -152,6 +151,83 @@ async def test_wait_for_timeout_sends_no_late_submit() -> None:
             await anyio.sleep(0.1)
             assert emulator.counters.requests[SUBMIT] == submits
             assert submits > 0
+
+
+async def test_a_stream_left_while_still_referenced_stops_spending() -> None:
+    """`break` (stream kept) or a cancel in the loop body: at most max_concurrency more submits."""
+    emulator = Emulator(latency=0.05, seed=4)
+    async with make_client(emulator) as client:
+        kept = client.generate_many([f"p{i}" for i in range(300)], max_concurrency=10)
+        async for _ in kept:
+            break
+        with anyio.move_on_after(0.3):
+            cancelled = client.generate_many([f"q{i}" for i in range(300)], max_concurrency=10)
+            async for _ in cancelled:
+                await anyio.sleep(1)  # handling a result: the cancel lands here
+        await anyio.sleep(0.3)
+        settled = emulator.counters.requests[SUBMIT]
+        await anyio.sleep(0.3)
+        assert emulator.counters.requests[SUBMIT] == settled  # demand-driven: nothing more
+        assert settled <= 2 * (10 + 1)
+        assert len(kept.submitted) + len(cancelled.submitted) == settled
+        await kept.aclose()
+        await cancelled.aclose()
+
+
+async def test_a_timed_out_next_in_async_with_keeps_the_stream() -> None:
+    """In `async with`, one `__anext__` under a timeout is just a timeout: nothing is lost."""
+    emulator = Emulator(latency=0.3, seed=1)
+    async with (
+        make_client(emulator) as client,
+        client.generate_many([f"p{i}" for i in range(5)]) as results,
+    ):
+        with anyio.move_on_after(0.05):
+            await results.__anext__()  # no result yet
+        rest = [r async for r in results]
+    assert len(rest) == 5
+    assert len(results.submitted) == 5
+
+
+async def test_a_stopped_stream_says_so_instead_of_ending_quietly() -> None:
+    """A bare stream stopped by a cancel raises ClientClosedError when read again."""
+    emulator = Emulator(latency=0.3, seed=1)
+    async with make_client(emulator) as client:
+        results = client.generate_many([f"p{i}" for i in range(5)])
+        with anyio.move_on_after(0.05):
+            await results.__anext__()
+        with pytest.raises(picpik.ClientClosedError, match="submitted"):
+            await results.__anext__()
+
+
+async def test_a_stream_iterated_after_its_client_closed() -> None:
+    """Made while open, iterated after the block: ClientClosedError, not a RuntimeError."""
+    emulator = Emulator(latency=0.02, seed=1)
+    async with make_client(emulator) as client:
+        stream = client.generate_many(["a", "b"])
+    with pytest.raises(picpik.ClientClosedError):
+        async for _ in stream:
+            pass
+    assert emulator.counters.requests[SUBMIT] == 0
+
+
+def test_a_blocking_fan_out_left_early_stops_spending() -> None:
+    """The blocking Client's iterator, left with `break` but kept: no submits after it settles."""
+    emulator = Emulator(latency=0.05, seed=1)
+    options: dict[str, Any] = {
+        "public_key": emulator.public_key,
+        "private_key": emulator.private_key,
+        "base_url": emulator.url,
+        "transport": emulator.transport(),
+        "poll": FAST_POLL,
+    }
+    with picpik.Client(**options) as client:
+        results = client.generate_many([f"p{i}" for i in range(300)], max_concurrency=10)
+        for _ in results:
+            break
+        time.sleep(0.3)
+        settled = emulator.counters.requests[SUBMIT]
+        time.sleep(0.3)
+        assert emulator.counters.requests[SUBMIT] == settled <= 11
 
 
 async def test_a_client_that_is_not_open_refuses_before_sending() -> None:
@@ -214,7 +290,7 @@ async def test_a_non_iterable_is_not_a_list_of_prompts() -> None:
     async with make_client(emulator) as client:
         for prompts in (None, 7):
             with pytest.raises(picpik.ValidationError, match="iterable of prompts"):
-                client.generate_many(prompts)  # type: ignore[arg-type]
+                client.generate_many(prompts)  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("status", [500, 502, 504, 520, 599])
@@ -667,6 +743,8 @@ async def test_a_garbled_read_answer_is_not_its_own_cause() -> None:
     [
         ("HTTPS_PROXY", "ftp://user:hunter2@proxy:21"),
         ("HTTP_PROXY", "http://user:hunter2@proxy:notaport"),
+        ("HTTPS_PROXY", "http://admin:hunter2#1@proxy.corp:3128"),
+        ("HTTPS_PROXY", "http://admin:hunter2/x@proxy.corp:3128"),
         ("ALL_PROXY", "socks5://user:hunter2@127.0.0.1:1"),
         ("SSL_CERT_FILE", "/nonexistent/certs.pem"),
     ],
@@ -761,10 +839,173 @@ def test_blocking_client_images_save_and_read_without_await(
 
 async def test_a_deadline_spent_connecting_stops_the_request_before_it_leaves() -> None:
     """When connecting took the whole timeout, the request is stopped before its headers go."""
-    progress = _Progress(0.01, traced=True)
+    progress = AttemptDeadline(0.01, traced=True)
     await progress.trace("connection.connect_tcp.started", {})
     assert progress.scope.deadline == math.inf  # httpx's connect timeout bounds this phase
     await anyio.sleep(0.02)
-    with pytest.raises(_TooLateToSend):
+    with pytest.raises(TooLateToSend):
         await progress.trace("http11.send_request_headers.started", {})
     assert not progress.maybe_sent
+
+
+# --- found in review: image downloads ------------------------------------------------------
+
+
+def image_script(server: list[HostileServer], image: Callable[[Received], Reply]) -> Script:
+    """Submits answer task0001, polls say finished with `<server>/img.png`, GETs get `image`."""
+
+    def script(request: Received) -> Reply:
+        if request.method == "GET":
+            return image(request)
+        if request.action == POLL:
+            return finished("task0001", f"{server[0].url}/img.png")
+        return envelope(TaskUID="task0001")
+
+    return script
+
+
+async def test_a_trickled_image_ends_within_the_download_timeout(tmp_path: Path) -> None:
+    """An image trickled a byte every 0.3 s: read() and download() give up after the timeout."""
+    ref: list[HostileServer] = []
+    trickle = image_script(ref, lambda r: Reply(chunks=(b"x" for _ in range(1000)), gap=0.3))
+    with HostileServer(trickle) as server:
+        ref.append(server)
+        policy = picpik.RetryPolicy(max_attempts=1)
+        async with hostile_client(server, download_timeout=0.5, retry=policy) as client:
+            result = await client.generate("a cat")
+            with anyio.fail_after(5):
+                with pytest.raises(picpik.TransportError, match=r"within 0\.5 s"):
+                    await result.images[0].read()
+                with pytest.raises(picpik.TransportError, match=r"within 0\.5 s"):
+                    await client.download(result, tmp_path)
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x.png", "http://a/\x00.png", "ftp://a/x.png"])
+async def test_a_malformed_image_url_is_a_picpik_error(tmp_path: Path, url: str) -> None:
+    """read() and download() of a URL httpx cannot use: a ProtocolError, tried once."""
+
+    def script(request: Received) -> Reply:
+        return finished("task0001", url) if request.action == POLL else envelope(TaskUID="task0001")
+
+    with HostileServer(script) as server:
+        async with hostile_client(server) as client:
+            result = await client.generate("a cat")
+            with pytest.raises(picpik.ProtocolError):
+                await result.images[0].read()
+            with pytest.raises(picpik.ProtocolError):
+                await client.download(result, tmp_path)
+
+
+async def test_image_redirects_are_followed_a_few_times_never_to_http() -> None:
+    """A CDN redirect is followed; a loop stops after 5; https to http or file: is refused."""
+    ref: list[HostileServer] = []
+
+    def image(request: Received) -> Reply:
+        base = ref[0].url
+        hops = {
+            "/img.png": Reply(status=302, headers=(("Location", "/final.png"),)),
+            "/final.png": Reply(body=TINY_PNG),
+            "/loop.png": Reply(status=307, headers=(("Location", "/loop.png"),)),
+            "/file.png": Reply(status=302, headers=(("Location", "file:///etc/passwd"),)),
+            "/bare.png": Reply(status=302),
+        }
+        return hops.get(request.path, Reply(status=404, body=base.encode()))
+
+    with HostileServer(image_script(ref, image)) as server:
+        ref.append(server)
+        async with hostile_client(server) as client:
+            result = await client.generate("a cat")
+            assert await result.images[0].read() == TINY_PNG
+            downloader = result.images[0]._downloader
+            with pytest.raises(picpik.ProtocolError, match="more than 5"):
+                await downloader.read(f"{server.url}/loop.png")
+            with pytest.raises(picpik.ProtocolError, match="not followed"):
+                await downloader.read(f"{server.url}/file.png")
+            with pytest.raises(picpik.ProtocolError, match="without a usable Location"):
+                await downloader.read(f"{server.url}/bare.png")
+        gets = [r.path for r in server.received if r.method == "GET"]
+    assert gets.count("/loop.png") == 6  # the first request and 5 redirects: never retried
+    assert gets.count("/file.png") == 1
+    assert gets.count("/bare.png") == 1
+
+
+def test_a_redirect_from_https_to_http_is_refused() -> None:
+    """The rule itself: an https image never leads to plain http."""
+    with pytest.raises(picpik.ProtocolError, match="not followed"):
+        _next_hop(httpx.URL("https://cdn.example/a.png"), "http://cdn.example/a.png")
+    assert (
+        _next_hop(httpx.URL("https://cdn.example/a.png"), "/b.png") == "https://cdn.example/b.png"
+    )
+
+
+async def test_an_empty_image_is_not_a_success(tmp_path: Path) -> None:
+    """HTTP 200 with no body: a ProtocolError, and no empty file saved."""
+    ref: list[HostileServer] = []
+    with HostileServer(image_script(ref, lambda r: Reply(body=b""))) as server:
+        ref.append(server)
+        async with hostile_client(server, retry=picpik.RetryPolicy(max_attempts=1)) as client:
+            result = await client.generate("a cat")
+            with pytest.raises(picpik.ProtocolError, match="empty"):
+                await result.images[0].read()
+            with pytest.raises(picpik.ProtocolError, match="empty"):
+                await client.download(result, tmp_path)
+    assert files_in(tmp_path) == []
+
+
+async def test_an_async_callback_is_refused_not_silently_dropped() -> None:
+    """`async def` hooks never ran (a 'never awaited' warning at best): refused before I/O."""
+
+    async def hook(_: object) -> None:
+        """Would never be awaited."""
+
+    with pytest.raises(picpik.ValidationError, match="on_retry must be a plain function"):
+        picpik.AsyncClient(**KEYS, on_retry=hook)
+    emulator = Emulator(latency=0.05)
+    async with make_client(emulator) as client:
+        with pytest.raises(picpik.ValidationError, match="on_update must be a plain function"):
+            await client.wait("task0001", on_update=hook)
+    assert emulator.counters.requests[POLL] == 0
+
+
+async def test_a_hook_returning_an_awaitable_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A plain hook that returns a coroutine: closed (no warning) and logged; the call succeeds."""
+
+    async def later(event: picpik.RetryEvent) -> None:
+        """Never awaited."""
+
+    emulator = Emulator(
+        latency=0.05, faults=Faults(busy=Trigger(schedule={1}, actions={"ListModels"}))
+    )
+    async with make_client(emulator, on_retry=lambda event: later(event)) as client:
+        await client.list_models()
+    assert any("returned an awaitable" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_proxy_that_refuses_to_connect_is_a_request_never_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTPS through a proxy that refuses CONNECT: nothing reached PICPIK, so it is retried."""
+    with HostileServer(lambda r: Reply(status=403)) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        policy = picpik.RetryPolicy(max_attempts=2, backoff_initial=0.01)
+        async with picpik.AsyncClient(
+            **KEYS, base_url="https://api.picpik.invalid", retry=policy
+        ) as client:
+            with pytest.raises(picpik.TransportError, match="never sent") as caught:
+                await client.generate("a cat")
+    assert not isinstance(caught.value, picpik.SubmitOutcomeUnknownError)
+
+
+def test_a_stream_outliving_its_event_loop_is_collected_quietly() -> None:
+    """A stream never iterated, dropped after its event loop ended: no error from __del__."""
+    emulator = Emulator(latency=0.05)
+
+    async def make() -> picpik.ResultStream[picpik.GenerationResult]:
+        async with make_client(emulator) as client:
+            return client.generate_many(["a cat"])
+
+    stream = anyio.run(make)
+    del stream
+    gc.collect()
+    assert emulator.counters.requests[SUBMIT] == 0

@@ -23,6 +23,7 @@ from picpik_async import (
     ImageSaveError,
     ResponseTooLargeError,
     RetryPolicy,
+    TransportError,
     ValidationError,
 )
 from picpik_async._images import (
@@ -162,6 +163,28 @@ async def test_failed_download_leaves_no_partial_file(tmp_path: Path) -> None:
         with pytest.raises(APIError, match="HTTP 500"):
             await downloader.save("https://cdn.example/x.png", tmp_path / "x.png")
     assert not any(tmp_path.iterdir())  # noqa: ASYNC240 - a test's own temporary folder
+
+
+@pytest.mark.anyio
+async def test_a_network_failure_is_a_transport_error_of_the_download() -> None:
+    """A download that never gets an answer raises TransportError with action "download"."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    downloader, http = _downloader(httpx.MockTransport(handler))
+    async with http:
+        with pytest.raises(TransportError, match="refused") as caught:
+            await downloader.read("https://cdn.example/x.png")
+    assert (caught.value.action, caught.value.request_uuid) == ("download", None)
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+def test_image_expired_error_is_in_the_error_tree() -> None:
+    """ImageExpiredError is defined in `_errors` and still importable from `_images`."""
+    assert images.ImageExpiredError is ImageExpiredError
+    assert ImageExpiredError.__module__ == "picpik_async"
+    assert issubclass(ImageExpiredError, APIError)
 
 
 # --- size limit, decoding, closed clients, unusable paths (issue 11, items 6, 7, 12) ---

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
+from doctests import run_doctests
 
 import picpik_async
 from picpik_async import _models as models_module
@@ -161,7 +162,7 @@ WRONG_TYPES = [
 
 
 class TestRanges:
-    """Every documented range is enforced when a model is made (picpik-api.md 3.0, 4.2, 7)."""
+    """Every documented range is checked on creation (docs/protocol.md, "Request values")."""
 
     def test_width_10_is_refused(self) -> None:
         """The documented example: a width of 10 raises ValidationError, a ValueError too."""
@@ -308,7 +309,7 @@ class TestTypes:
         assert model.is_official is True
 
     def test_request_defaults(self) -> None:
-        """GenerateImagesSDXL defaults follow picpik-api.md 3.0 and 3.4."""
+        """GenerateImagesSDXL defaults are documented (docs/protocol.md, "Request values")."""
         request = sdxl()
         assert (request.width, request.height, request.batch_size, request.seed) == (
             1024,
@@ -550,6 +551,6 @@ class TestTaskHandle:
 
 def test_docstring_examples() -> None:
     """The examples in the module's docstrings run and give the answers shown."""
-    result = doctest.testmod(models_module, optionflags=doctest.ELLIPSIS)
+    result = run_doctests(models_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5
     assert result.failed == 0

@@ -7,16 +7,30 @@ import math
 import random
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from picpik_async import _polling as polling_module
-from picpik_async._errors import ProtocolError, ValidationError
+from picpik_async._errors import (
+    APIError,
+    ProtocolError,
+    TaskFailedError,
+    TaskNotFoundError,
+    ValidationError,
+)
 from picpik_async._models import TaskDetail, TaskStatus
 from picpik_async._polling import (
+    BackOff,
     PollSchedule,
     PollSettings,
+    Refused,
+    Settle,
+    Split,
+    Step,
+    UnknownWord,
+    Update,
     check_answer,
     is_known_status,
     task_status,
@@ -92,7 +106,7 @@ UNKNOWN_WORDS = ["", "   ", "Mystery", "Succeeding", "Paused", "42", "完成"]
 
 
 class TestTaskStatus:
-    """One pure function decides what a status word means (design.md, polling)."""
+    """One pure function decides what a status word means (docs/protocol.md, "Status words")."""
 
     @pytest.mark.parametrize("word", [pytest.param(w, id=repr(w)) for w in SUCCEEDED_WORDS])
     def test_success_words(self, word: str) -> None:
@@ -178,7 +192,7 @@ class TestSettings:
     """PollSettings takes numbers and refuses bad ones."""
 
     def test_defaults(self) -> None:
-        """The defaults follow design.md: 1.5 s first poll, x1.5 up to 8 s, 50 UIDs a request."""
+        """The defaults of docs/protocol.md, "Polling schedule" (1.5 s, x1.25, 8 s, 50 UIDs)."""
         settings = PollSettings()
         assert (settings.poll_initial, settings.poll_growth, settings.poll_max) == (1.5, 1.25, 8.0)
         assert (settings.poll_batch_size, settings.poll_concurrency) == (50, 4)
@@ -496,7 +510,7 @@ class TestMissing:
 
 
 class TestFailed:
-    """A failed poll request backs the whole poller off (design.md)."""
+    """A failed poll request backs the whole poller off (docs/protocol.md, "Polling schedule")."""
 
     def test_pauses_the_whole_poller(self) -> None:
         """After a failure take_due returns nothing before paused_until, for every UID."""
@@ -589,6 +603,188 @@ OPERATIONS = st.lists(
     ),
     max_size=60,
 )
+
+
+REFUSED = APIError("TaskUIDList invalid", ret_code=160)
+BUSY = APIError("busy", ret_code=5, retryable=True)
+
+
+def watched(*uids: str, now: float = 0.0) -> PollSchedule:
+    """An EXACT schedule watching the UIDs, all taken (in flight) at their first poll."""
+    s = schedule()
+    for uid in uids:
+        s.watch(uid, now)
+    s.take_due(now + EXACT.poll_initial)
+    return s
+
+
+class TestStep:
+    """step(): the chunks to send now, and how long nothing else is due."""
+
+    def test_nothing_watched(self) -> None:
+        """Nobody waits: no chunk, and sleep until something changes."""
+        assert schedule().step(now=3.0) == Step(chunks=(), sleep=math.inf)
+
+    def test_not_yet_due(self) -> None:
+        """A UID not due yet: no chunk, sleep until it is."""
+        s = schedule()
+        s.watch("u1", now=0.0)
+        assert s.step(now=0.25) == Step(chunks=(), sleep=0.75)
+
+    def test_due_in_chunks_then_all_in_flight(self) -> None:
+        """Due UIDs come in batch-sized chunks; with all in flight, sleep until a change."""
+        s = schedule()
+        for uid in ["a", "b", "c", "d"]:
+            s.watch(uid, now=0.0)
+        assert s.step(now=1.0) == Step(chunks=(("a", "b", "c"), ("d",)), sleep=math.inf)
+
+    def test_paused_poller_sleeps_until_the_pause_ends(self) -> None:
+        """While the poller is paused a due UID waits; once the pause is over it is taken."""
+        s = schedule(attrs_evolve(EXACT, poll_batch_size=1))
+        s.watch("a", now=0.0)
+        s.paused_until = 5.0
+        assert s.step(now=4.0) == Step(chunks=(), sleep=1.0)
+        s.paused_until = 0.0
+        assert s.step(now=4.0).chunks == (("a",),)
+
+    def test_still_wanted(self) -> None:
+        """Only UIDs still watched are asked for."""
+        s = watched("a", "b", "c")
+        s.unwatch("b")
+        assert s.still_wanted(["a", "b", "c"]) == ["a", "c"]
+
+
+def test_settle_takes_exactly_one_outcome() -> None:
+    """A Settle carries a detail or an error, never both and never neither."""
+    with pytest.raises(ValueError, match="exactly one"):
+        Settle("u1")
+    with pytest.raises(ValueError, match="exactly one"):
+        Settle("u1", detail=detail("Finished"), error=BUSY)
+
+
+class TestOnAnswer:
+    """on_answer(): what an answer means for each asked TaskUID."""
+
+    def test_pending_is_an_update_and_rescheduled(self) -> None:
+        """A running task: one Update, and its next poll is poll_growth times further."""
+        s = watched("u1")
+        running = detail("Running")
+        assert s.on_answer(["u1"], [running], now=1.0) == [Update(running)]
+        assert s.next_due() == 3.0
+
+    def test_succeeded_settles_with_the_detail(self) -> None:
+        """A finished task settles with its detail and is forgotten."""
+        s = watched("u1")
+        done = detail("Finished")
+        assert s.on_answer(["u1"], [done], now=1.0) == [Settle("u1", detail=done)]
+        assert "u1" not in s
+
+    def test_failed_settles_with_task_failed_error(self) -> None:
+        """A failed task settles with TaskFailedError carrying its code, message and word."""
+        s = watched("u1")
+        failed = TaskDetail(task_uid="u1", status="Failed", error_code=4, error_message="no")
+        [decision] = s.on_answer(["u1"], [failed], now=1.0)
+        assert isinstance(decision, Settle)
+        assert decision.detail is None
+        assert isinstance(decision.error, TaskFailedError)
+        error = decision.error
+        assert (error.error_code, error.error_message, error.status) == (4, "no", "Failed")
+        assert "u1" not in s
+
+    def test_missing_waits_then_settles_with_not_found(self) -> None:
+        """Missing from max_misses answers in a row: TaskNotFoundError; before, nothing."""
+        s = watched("u1")
+        assert s.on_answer(["u1"], [], now=1.0) == []
+        assert s.on_answer(["u1"], [], now=2.0) == []
+        [decision] = s.on_answer(["u1"], [], now=3.0)
+        assert isinstance(decision, Settle)
+        assert isinstance(decision.error, TaskNotFoundError)
+        assert "u1" not in s
+
+    def test_unknown_word_once(self) -> None:
+        """An unknown word is reported the first time only; known words never."""
+        s = watched("u1", "u2")
+        first = s.on_answer(["u1", "u2"], [detail("Mystery"), detail("Mystery", uid="u2")], 1.0)
+        assert first == [
+            UnknownWord("Mystery"),
+            Update(detail("Mystery")),
+            Update(detail("Mystery", uid="u2")),
+        ]
+        assert s.on_answer(["u1"], [detail("Queuing")], now=3.0) == [Update(detail("Queuing"))]
+
+    def test_an_answer_ends_the_backoff(self) -> None:
+        """A good answer resets the poller-wide failures in a row."""
+        s = watched("u1")
+        s.failures_in_row = 3
+        s.on_answer(["u1"], [detail("Running")], now=1.0)
+        assert s.failures_in_row == 0
+
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            pytest.param([detail("Running", uid="u9")], id="not-asked"),
+            pytest.param([detail("Running"), detail("Running")], id="twice"),
+        ],
+    )
+    def test_garbled_answer_is_a_failed_poll(self, answer: list[TaskDetail]) -> None:
+        """An answer naming a UID not asked, or twice, backs the poller off."""
+        s = watched("u1")
+        [decision] = s.on_answer(["u1"], answer, now=1.0)
+        assert isinstance(decision, BackOff)
+        assert isinstance(decision.error, ProtocolError)
+        assert s.failures_in_row == 1
+
+
+class TestOnFailure:
+    """on_failure(): split a refused list, settle a refused UID, or back off."""
+
+    def test_refused_list_is_split(self) -> None:
+        """A parameter error on several UIDs: Split into halves, smaller batch remembered."""
+        s = watched("a", "b", "c")
+        [decision] = s.on_failure(["a", "b", "c"], REFUSED, now=1.0)
+        assert decision == Split(chunks=(("a",), ("b", "c")))
+        assert isinstance(decision, Split)
+        assert decision.asked == 3
+        assert s.batch_size == 1
+        assert s.failures_in_row == 0
+
+    def test_refused_single_uid_settles_alone(self) -> None:
+        """A parameter error on one UID: Refused, then Settle with that error."""
+        s = watched("a", "b")
+        decisions = s.on_failure(["a"], REFUSED, now=1.0)
+        assert decisions == [Refused("a", REFUSED), Settle("a", error=REFUSED)]
+        assert "a" not in s
+        assert "b" in s
+
+    def test_validation_error_counts_as_a_refusal(self) -> None:
+        """A ValidationError (our own check refused the list) splits like a parameter error."""
+        s = watched("a", "b")
+        [decision] = s.on_failure(["a", "b"], ValidationError("bad uid"), now=1.0)
+        assert isinstance(decision, Split)
+
+    def test_transient_failure_backs_off(self) -> None:
+        """Any other error: BackOff for the whole poller; nobody settles yet."""
+        s = watched("a", "b")
+        assert s.on_failure(["a", "b"], BUSY, now=1.0) == [BackOff(2, BUSY, until=2.0)]
+        assert s.batch_size == EXACT.poll_batch_size
+        assert s.step(now=1.5) == Step(chunks=(), sleep=0.5)
+
+    def test_out_of_patience_settles(self) -> None:
+        """The max_failures-th failure in a row settles the chunk's UIDs with the error."""
+        s = watched("a")
+        for now in (1.0, 2.0):
+            [backoff] = s.on_failure(["a"], BUSY, now=now)
+            assert isinstance(backoff, BackOff)
+            s.take_due(now=100.0)
+        decisions = s.on_failure(["a"], BUSY, now=100.0)
+        assert decisions[1:] == [Settle("a", error=BUSY)]
+        assert isinstance(decisions[0], BackOff)
+        assert "a" not in s
+
+
+def attrs_evolve(settings: PollSettings, **changes: Any) -> PollSettings:
+    """A copy of the settings with some fields changed."""
+    return attrs.evolve(settings, **changes)
 
 
 class TestScheduleProperty:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
+from doctests import run_doctests
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -102,7 +103,7 @@ def parse(
 class TestBuildBody:
     """The signed JSON body: Action, parameters, PublicKey, request_uuid and Signature."""
 
-    # picpik-api.md 2.6, vector V2.
+    # The published signing test vector V2 (docs/protocol.md, "Signing").
     v2_request = ListTasksDetails([UID_1, UID_2])
     v2_signature = "30829b10a391b2a196a6b9214e2222590d002256"
     v2_body: ClassVar[bytes] = (
@@ -157,7 +158,7 @@ class TestBuildBody:
         }
 
     def test_none_is_dropped(self) -> None:
-        """Unset optional fields are not sent at any depth (picpik-api.md 2.2: never send null)."""
+        """Unset optional fields are not sent at any depth (docs/protocol.md, "Request values")."""
         request = GenerateImagesSDXL(
             main_model=Model("m", inference_params=InferenceParams(cfg_scale=7.5)),
             image2image=Image2Image(),
@@ -269,7 +270,7 @@ class TestSuccess:
         )
 
     def test_list_running_tasks(self) -> None:
-        """The documented ListRunningTasks example reads (picpik-api.md 3.19)."""
+        """The documented ListRunningTasks example reads (docs/protocol.md, "Actions")."""
         data = {
             "Action": "ListRunningTasks",
             "RetCode": 0,
@@ -280,7 +281,7 @@ class TestSuccess:
         assert parse(ListRunningTasks(), data) == ListRunningTasksResponse(("taskUId1",))
 
     def test_credit_balance(self) -> None:
-        """The documented GetCreditBalance example reads (picpik-api.md 3.20)."""
+        """The documented GetCreditBalance example reads (docs/protocol.md, "Credits")."""
         result = answer(
             GetCreditBalance(), TotalCredits=804000, UsedCredits=4641, ExpireTimestamp=1727331226
         )
@@ -297,7 +298,7 @@ class TestSuccess:
         ],
     )
     def test_echoed_action_is_ignored(self, echoed: str) -> None:
-        """The echoed Action is unreliable (picpik-api.md 1.3) and is not checked."""
+        """The echoed Action is unreliable (docs/protocol.md, "Answers and HTTP statuses")."""
         assert answer(ListModels(), Action=echoed, MainModels={}) == ListModelsResponse(
             main_models={}
         )
@@ -585,6 +586,6 @@ class TestGarbledAnswer:
 
 def test_docstring_examples() -> None:
     """The examples in the module's docstrings run and give the answers shown."""
-    result = doctest.testmod(protocol_module, optionflags=doctest.ELLIPSIS)
+    result = run_doctests(protocol_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 3
     assert result.failed == 0

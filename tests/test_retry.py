@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import logging
 import math
 import random
@@ -12,6 +11,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
+from doctests import run_doctests
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,7 +41,7 @@ NO_JITTER = RetryPolicy(jitter=0, backoff_initial=0.5, backoff_max=4)
 
 
 class TestIsRetryable:
-    """Which failed attempts may be repeated (design.md, "Retries: never pay twice")."""
+    """Which failed attempts may be repeated (docs/protocol.md, "Answers and HTTP statuses")."""
 
     @pytest.mark.parametrize(
         ("error", "retryable"),
@@ -467,6 +467,6 @@ class TestRetrying:
 
 def test_docstring_examples() -> None:
     """The examples in the module's docstrings run and give the answers shown."""
-    result = doctest.testmod(retry_module)
+    result = run_doctests(retry_module)
     assert result.attempted >= 2
     assert result.failed == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import enum
 import json
 import math
@@ -12,6 +11,7 @@ import types
 from typing import Any, ClassVar
 
 import pytest
+from doctests import run_doctests
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -26,13 +26,13 @@ from picpik_async._signing import (
     sign,
 )
 
-# The account used by every vector of picpik-api.md §2.5 (first row) and §2.6.
+# The account of PICPIK's published signing examples and test vectors (docs/protocol.md, "Signing").
 PUBLIC_KEY = "abcdefg"
 PRIVATE_KEY = "123456"
 
 
 class TestKnownAnswers:
-    """Vectors from picpik-api.md §2.5 (verified examples) and §2.6 (test vectors)."""
+    """PICPIK's published signing examples and test vectors (docs/protocol.md, "Signing")."""
 
     list_models: ClassVar[dict[str, Any]] = {"Action": "ListModels", "PublicKey": PUBLIC_KEY}
     list_models_string = "ActionListModelsPublicKeyabcdefg123456"
@@ -200,7 +200,7 @@ class TestKnownAnswers:
 
 
 class TestEncoding:
-    """The value encoding of picpik-api.md table 2.2."""
+    """The value encoding of docs/protocol.md, "Value encoding"."""
 
     def test_top_level_keys_sort_by_code_point(self) -> None:
         """Capitals sort before underscore, which sorts before lower case."""
@@ -648,6 +648,6 @@ class TestProperties:
 
 def test_docstring_examples() -> None:
     """The examples in the module's docstrings run and give what they show."""
-    result = doctest.testmod(signing_module)
+    result = run_doctests(signing_module)
     assert result.attempted >= 5
     assert result.failed == 0

@@ -1,7 +1,8 @@
 """The blocking `Client`, used from plain synchronous test functions (no event loop).
 
 Each call goes through an anyio blocking portal to the `AsyncClient` method of
-the same name, against the in-process emulator.
+the same name (the generated twins of `_sync_methods.py`), against the
+in-process emulator.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import doctest
 import inspect
 import io
+import pydoc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,10 +295,45 @@ def test_bad_options_fail_at_construction(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_methods_say_they_block() -> None:
-    """Each forwarded method keeps its name and says it is the blocking version."""
+    """Each generated method keeps its name and summary and says it is the blocking twin."""
     assert picpik.Client.generate.__name__ == "generate"
-    assert (picpik.Client.upscale.__doc__ or "").startswith("Blocking `AsyncClient.upscale()`")
+    doc = picpik.Client.upscale.__doc__ or ""
+    assert doc.startswith("Resize an image")
+    assert "Blocking twin of `AsyncClient.upscale()`" in doc
     assert "Example" in (picpik.Client.__doc__ or "")
+
+
+def test_signatures_are_visible() -> None:
+    """inspect.signature() and help() show generate()'s parameters, not `*args, **kwargs`."""
+    signature = inspect.signature(picpik.Client.generate)
+    assert list(signature.parameters)[:5] == ["self", "prompt", "negative_prompt", "model", "width"]
+    width = signature.parameters["width"]
+    assert width.kind is inspect.Parameter.KEYWORD_ONLY
+    assert width.default == 1024
+    assert width.annotation == "int"
+    assert signature.return_annotation == "BlockingResult"
+    text = pydoc.plain(pydoc.render_doc(picpik.Client.generate))
+    assert "prompt: 'str'" in text
+    assert "width: 'int' = 1024" in text
+    assert "P.args" not in text
+    assert "Blocking twin of `AsyncClient.generate()`" in text
+
+
+def test_list_tasks(client: picpik.Client) -> None:
+    """list_tasks() is public on both clients: one ListTasksDetails request, blocking."""
+    handle = client.submit(picpik.GenerateImagesSDXL(main_model=picpik.Model("m"), width=64))
+    answer = client.list_tasks(picpik.ListTasksDetails([handle.task_uid]))
+    assert [d.task_uid for d in answer.task_detail_list] == [handle.task_uid]
+
+
+def test_generate_many_items_are_typed(client: picpik.Client) -> None:
+    """By default the items are BlockingResults (mypy checks this file); errors only if asked."""
+    plain = client.generate_many(["a"], width=64, height=64)
+    assert_type(plain, Iterator[picpik.BlockingResult])
+    assert [len(result.images) for result in plain] == [1]
+    mixed = client.generate_many(["b"], return_exceptions=True, width=64, height=64)
+    assert_type(mixed, Iterator[picpik.BlockingResult | picpik.PicpikError])
+    assert all(isinstance(item, picpik.BlockingResult) for item in mixed)
 
 
 def async_methods_returning_results() -> list[str]:
@@ -353,6 +390,13 @@ def test_doctests() -> None:
     """The examples in the module's docstrings run (the Client example only defines main)."""
     from picpik_async import _sync
 
-    result = doctest.testmod(_sync)
+    # Not doctest.testmod(_sync): the exported classes say they come from `picpik_async`.
+    runner = doctest.DocTestRunner()
+    tests = doctest.DocTestFinder(recurse=False).find(_sync, globs=dict(vars(_sync)))
+    for owner in (_sync.Client, _sync.BlockingImage, _sync.BlockingResult):
+        tests += doctest.DocTestFinder().find(owner, module=False, globs=dict(vars(_sync)))
+    for test in tests:
+        runner.run(test)
+    result = runner.summarize(verbose=False)
     assert result.attempted > 0
     assert result.failed == 0

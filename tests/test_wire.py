@@ -190,7 +190,7 @@ class TestErrorMessageSpellings:
         assert "ErrorMessage" not in wire
 
     def test_legacy_task_detail(self) -> None:
-        """A legacy TaskDetail (picpik-api.md 4.10) reads into the current model."""
+        """A legacy TaskDetail (docs/protocol.md, "Status words") reads into the current model."""
         legacy = {
             "TaskUid": UID,
             "TaskType": "TaskGeneratePicture",

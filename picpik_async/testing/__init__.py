@@ -1,6 +1,6 @@
 """A local, faithful PICPIK for tests, benchmarks and demos (like ``trio.testing``).
 
-The emulator speaks the API of ``picpik-api.md``: the same signatures, the same
+The emulator speaks the API of ``docs/protocol.md``: the same signatures, the same
 parameter checks, tasks that move through their statuses over time, image URLs
 that serve real PNGs, credits that go down, and fault injection. Reach it
 in-process through `Emulator.transport()` (no sockets) or over HTTP with

@@ -1,60 +1,81 @@
 """The emulator's ASGI app: HTTP in, the pure core's decisions out.
 
 I/O shell (Starlette). ``POST /`` takes the signed JSON body of every action
-(picpik-api.md section 1.1: the Action is in the body, the path is ``/``);
+(docs/protocol.md, "Requests": the Action is in the body, the path is ``/``);
 ``GET /images/{task_uid}/{index}.png`` serves result images. Everything the
 answer says is decided by `Emulator` through the pure modules; this module only
 reads bodies, sleeps for the slow fault, renders images off the event loop and
 writes (or breaks off) answers. It runs on asyncio and trio alike (anyio).
+
+It never imports `_emulator`: the emulator hands its request path to
+`create_app` as three callables, so the dependency goes one way only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import anyio.to_thread
+from attrs import frozen
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from ._faults import EarlyFaults
 from ._images import render_png
 from ._service import HttpAnswer, decode_body
-from ._state import ImageLookup
+from ._state import ImageLookup, ImageSpec
 from ._transport import DROP_HEADER
 
-if TYPE_CHECKING:
-    from ._emulator import Emulator
-
-__all__ = ["create_app"]
+__all__ = ["Ticket", "create_app"]
 
 _HOME = "PICPIK emulator. POST signed JSON requests to / (see picpik_async.testing).\n"
 _IMAGE_ERRORS = {
     ImageLookup.MISSING: "No such image: unknown task, index, or the task has not finished.\n",
-    # Section 3.18: PICPIK keeps generated images for 24 hours only.
+    # PICPIK keeps generated images for 24 hours only (docs/protocol.md, "Images").
     ImageLookup.EXPIRED: "Image expired: generated images are kept for 24 hours only.\n",
 }
 
 
-def create_app(emulator: Emulator) -> Starlette:
-    """The ASGI app serving ``emulator``; `Emulator.app` holds one.
+@frozen
+class Ticket:
+    """One request on its way through the emulator: what `arrive` decided for it."""
+
+    action: str
+    number: int
+    early: EarlyFaults
+
+
+def create_app(
+    *,
+    arrive: Callable[[object], Ticket],
+    process: Callable[[Ticket, object, str], HttpAnswer],
+    find_image: Callable[[str, int], ImageSpec | ImageLookup],
+) -> Starlette:
+    """The ASGI app over an emulator's request path; `Emulator.app` holds one.
+
+    Args:
+        arrive: counts a decoded body and decides the faults before processing.
+        process: handles a request past those faults (ticket, body, base URL).
+        find_image: the image to serve for a TaskUID and index, or why none.
 
     Example:
         >>> from picpik_async.testing import Emulator
-        >>> app = create_app(Emulator())
+        >>> app = Emulator().app  # made by create_app(arrive=..., process=..., ...)
     """
 
     async def api(request: Request) -> Response:
         data = decode_body(await request.body())
-        ticket = emulator._arrive(data)
+        ticket = arrive(data)
         if ticket.early.delay > 0:
             await anyio.sleep(ticket.early.delay)
-        answer = ticket.early.answer or emulator._process(ticket, data, str(request.base_url))
+        answer = ticket.early.answer or process(ticket, data, str(request.base_url))
         return _response(answer)
 
     async def image(request: Request) -> Response:
-        found = emulator._image(request.path_params["task_uid"], request.path_params["index"])
+        found = find_image(request.path_params["task_uid"], request.path_params["index"])
         if isinstance(found, ImageLookup):
             return PlainTextResponse(_IMAGE_ERRORS[found], status_code=404)
         png = await anyio.to_thread.run_sync(render_png, found)

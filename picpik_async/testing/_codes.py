@@ -1,7 +1,7 @@
 """The RetCodes the emulator answers with.
 
-PURE: constants only. PICPIK publishes no RetCode table (picpik-api.md sections 6
-and 8.4), so these numbers are the emulator's own choice, picked to match what
+PURE: constants only. PICPIK publishes no RetCode table (docs/protocol.md,
+"RetCodes we assume"), so these numbers are the emulator's own choice, picked to match what
 `picpik_async._errors` classifies by number: 171-173 authentication, 160/161/230
 parameters, 2101 credits, 2102 throttling. Anything else non-zero counts as
 retryable there, which is what `BUSY` needs.
@@ -15,7 +15,7 @@ __all__ = ["RetCode"]
 
 
 class RetCode(enum.IntEnum):
-    """RetCodes of the emulator; 0 is success (picpik-api.md section 1.3).
+    """RetCodes of the emulator; 0 is success (docs/protocol.md, "RetCodes we assume").
 
     Example:
         >>> int(RetCode.BAD_SIGNATURE), RetCode(2101).name

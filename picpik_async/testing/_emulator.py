@@ -4,9 +4,10 @@ The emulator ties the pure core together (`_state`, `_service`, `_faults`,
 `_counters`) and hands out the two ways to reach it: the ASGI `app` (served by
 uvicorn, see `_server.py`) and an in-process httpx `transport()`. Its request
 path is: `_arrive` (count, decide the early faults), then `_process` (decide a
-task failure, handle the request, count, decide the late faults). Both run
-under a lock, so one emulator may be used from several threads at once (the
-in-process transport in a test and the server thread, say).
+task failure, handle the request, count, decide the late faults), and `_image`
+for downloads; the emulator hands the three to `create_app`, which never imports
+this module. They run under a lock, so one emulator may be used from several
+threads at once (the in-process transport in a test and the server thread, say).
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import threading
 import time
 from typing import Final
 
-from attrs import frozen
 from starlette.applications import Starlette
 
 from picpik_async._models import ListModelsResponse
 
-from ._app import create_app
+from ._app import Ticket, create_app
 from ._codes import RetCode
 from ._counters import Counters
-from ._faults import EarlyFaults, FaultKind, Faults, decide_early, decide_failure, decide_late
+from ._faults import FaultKind, Faults, decide_early, decide_failure, decide_late
 from ._images import image_size
 from ._service import (
     DEFAULT_MODELS,
@@ -63,15 +63,6 @@ DEFAULT_PRIVATE_KEY: Final = "emulator-secret"
 DEFAULT_URL: Final = "http://emulator.picpik.localhost"
 
 _YEAR: Final = 365 * 24 * 60 * 60
-
-
-@frozen
-class _Ticket:
-    """One request on its way through the emulator."""
-
-    action: str
-    number: int
-    early: EarlyFaults
 
 
 class Emulator:
@@ -168,7 +159,9 @@ class Emulator:
     def app(self) -> Starlette:
         """The ASGI app (made once), for uvicorn or `httpx.ASGITransport`."""
         if self._app is None:
-            self._app = create_app(self)
+            self._app = create_app(
+                arrive=self._arrive, process=self._process, find_image=self._image
+            )
         return self._app
 
     def transport(self) -> EmulatorTransport:
@@ -181,9 +174,9 @@ class Emulator:
         """
         return EmulatorTransport(self.app)
 
-    # --- the request path, used by `_app` -------------------------------------------
+    # --- the request path, handed to `create_app` ------------------------------------
 
-    def _arrive(self, data: object) -> _Ticket:
+    def _arrive(self, data: object) -> Ticket:
         """Count an arriving request and decide the faults that strike before processing."""
         action = action_of(data)
         with self._lock:
@@ -195,7 +188,7 @@ class Emulator:
                 self.faults, action, number, self._fault_rng, request_uuid_of(data)
             )
             counters.faults.update(kind.value for kind in early.fired)
-        return _Ticket(action, number, early)
+        return Ticket(action, number, early)
 
     def _note_arrival(self, action: str, data: object) -> None:
         counters = self.counters
@@ -209,7 +202,7 @@ class Emulator:
             else:
                 counters.tasks_per_request_uuid[request_uuid] = 0
 
-    def _process(self, ticket: _Ticket, data: object, base_url: str) -> HttpAnswer:
+    def _process(self, ticket: Ticket, data: object, base_url: str) -> HttpAnswer:
         """Handle a request that got past the early faults; return the answer to send."""
         with self._lock:
             faults, rng = self.faults, self._fault_rng

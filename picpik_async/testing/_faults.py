@@ -9,7 +9,7 @@ request number), or both, optionally limited to some actions. The request
 number is the per-action counter, ``counters.requests[action]``, including
 the request at hand (the first ListModels call is number 1).
 
-Faults are decided at two moments (design.md, "Retries: never pay twice"):
+Faults are decided at two moments (docs/architecture.md, "The emulator"):
 
 * before the request is processed: slow, busy, HTTP 429, HTTP 5xx. Nothing was
   created, so a retry is always safe;

@@ -42,7 +42,7 @@ __all__ = ["image_size", "render_png"]
 _CACHED_IMAGES: Final = 8
 # Fast zlib level: these PNGs are throw-away test data, not worth the CPU.
 _PNG_COMPRESS_LEVEL: Final = 1
-# Inputs are Base64, optionally as a data URI (picpik-api.md section 1.1).
+# Inputs are Base64, optionally as a data URI (docs/protocol.md, "Image inputs").
 _DATA_URI_PREFIX: Final = re.compile(r"data:[\w./+-]*;base64,", re.ASCII)
 
 

@@ -1,8 +1,8 @@
 """What the emulator does with each action beyond SDXL: checks, then the task it plans.
 
 PURE: no I/O. This module never imports anyio, httpx, starlette or Pillow and
-never awaits. Each task-creating action (picpik-api.md sections 3.3 and
-3.5-3.17) has an `ActionSpec`: the request model that validates it, the fields
+never awaits. Each task-creating action (docs/protocol.md, "Actions")
+has an `ActionSpec`: the request model that validates it, the fields
 the docs mark required, the Base64 images to check, and a `plan` function that
 says what the task will produce: images of the right size (the requested size
 for generation and ResizeImage, the input's size for editing actions) or texts

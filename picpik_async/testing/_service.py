@@ -7,8 +7,8 @@ answer envelope. `_app.py` moves bytes; the fault knobs in `_faults.py` decide
 what happens around this function.
 
 Answers follow the UCloud style the API comes from: HTTP 200 with a non-zero
-``RetCode`` and a ``Message`` for every refusal (picpik-api.md sections 1.3, 6
-and 8.2).
+``RetCode`` and a ``Message`` for every refusal (docs/protocol.md, "Answers and
+HTTP statuses" and "RetCodes we assume").
 
 Example:
     >>> import random
@@ -410,7 +410,7 @@ def _list_tasks_details(params: dict[str, Any], state: ServiceState, settings: S
     uids = _structured(params, ListTasksDetails).task_uid_list
     limit = settings.max_list_length
     if limit is not None and len(uids) > limit:
-        # The real limit is undocumented (design.md, "Polling"); the code is ours.
+        # The real limit is undocumented (docs/protocol.md, "Polling"); the code is ours.
         raise _RefusedError(
             RetCode.LIST_TOO_LONG, f"TaskUIDList has {len(uids)} entries, at most {limit} allowed"
         )

@@ -63,7 +63,7 @@ Clock = Callable[[], float]
 #: A latency: fixed seconds, or a function drawing seconds from the emulator's rng.
 Latency = float | Callable[[random.Random], float]
 
-#: Images are kept 24 hours (picpik-api.md section 3.18 and 7).
+#: Images are kept 24 hours (docs/protocol.md, "Images").
 DEFAULT_IMAGE_TTL: Final = 24 * 60 * 60.0
 #: Credits of a new emulator account. The documented free allowance is only 300
 #: (section 1.1); test suites and benchmarks would run dry, so the default is larger.
@@ -78,7 +78,7 @@ _MEGAPIXEL: Final = 1024 * 1024
 
 
 class Phase(enum.Enum):
-    """Where a task is in its life (the legacy statuses of picpik-api.md section 5)."""
+    """Where a task is in its life (the legacy status words, docs/protocol.md "Status words")."""
 
     QUEUING = "queuing"
     RUNNING = "running"
@@ -95,7 +95,7 @@ class Phase(enum.Enum):
 class StatusWords:
     """The `Status` words the emulator reports for each phase.
 
-    The current API's words are unpublished (picpik-api.md sections 5 and 8.3);
+    The current API's words are unpublished (docs/protocol.md, "Status words");
     the defaults are the documented legacy set. Tests pass other words to check
     that a client does not depend on them.
 
@@ -183,8 +183,8 @@ def task_cost(
 ) -> int:
     """The credits a generation costs (its `ConsumeApiPoint`); the emulator's own formula.
 
-    PICPIK does not publish its prices (picpik-api.md section 4.9 only says the
-    field reports the charge). The emulator charges each image
+    PICPIK does not publish its prices (docs/protocol.md, "Credits": a task's
+    detail only reports the charge). The emulator charges each image
     ``ceil(per_megapixel * width * height / 2**20)`` credits, at least 1, so the
     cost is proportional to the batch size and grows with the pixel count.
 
@@ -203,7 +203,7 @@ class TaskRequest:
     ``prompt`` is what the placeholder images show. Editing actions make images
     of their inputs' sizes: ``sizes`` then gives one ``(width, height)`` per
     result image and overrides ``width``, ``height`` and ``batch_size``.
-    ``texts`` are text results (DescribeImages, picpik-api.md section 3.17),
+    ``texts`` are text results (DescribeImages, docs/protocol.md "Actions"),
     charged one credit each.
     """
 
