@@ -1,9 +1,11 @@
-"""Typed requests for every current PICPIK action beyond SDXL, and their answers.
+"""The typed request of every current PICPIK action, each registered once (`_registry`).
 
-PURE: no I/O, no anyio, no httpx. Like `_models`, every request validates
-itself when it is made: documented ranges and enums (docs/protocol.md,
-"Request values") and the cross-field rule that an index must point inside the
-image list it indexes. The validator helpers are those of `_models`.
+PURE: no I/O, no anyio, no httpx. Every request validates itself when it is
+made: documented ranges and enums (docs/protocol.md, "Request values") and the
+cross-field rule that an index must point inside the image list it indexes.
+The validators are those of `_validators.py`; the shared nested types and the
+answers are in `_models.py`. Also here: `GenerateOptions`, the one definition
+of `generate()`'s options, and the SDXL request built from them.
 
 Optional fields default to None and are then not sent, so the service applies
 its own documented defaults (section 3.0: `TranslatePrompts` true, 1024x1024,
@@ -41,12 +43,16 @@ from ._models import (
     SEED_MIN,
     SIZE_MAX,
     SIZE_MIN,
-    GenerateImagesSDXL,
+    CreditBalance,
     Image2Image,
     InferenceParams,
+    ListModelsResponse,
+    ListRunningTasksResponse,
+    ListTasksDetailsResponse,
     Model,
     Request,
     SubmitResponse,
+    check_task_uid,
 )
 from ._registry import register
 from ._validators import (
@@ -77,12 +83,17 @@ __all__ = [
     "Foreground",
     "GenerateBackgrounds",
     "GenerateImages",
+    "GenerateImagesSDXL",
     "GenerateOptions",
     "GeneratePatternsFromImage",
     "GenerationOptions",
     "GenerationRequest",
+    "GetCreditBalance",
     "ListControlNets",
     "ListControlNetsResponse",
+    "ListModels",
+    "ListRunningTasks",
+    "ListTasksDetails",
     "Mask",
     "MattingOptions",
     "ModifyMaskedPixels",
@@ -177,6 +188,112 @@ _INDEX: Final = int_range(0, INDEX_MAX)
 
 
 # --- nested types (docs/protocol.md, "Actions") -----------------------------------
+
+
+# --- the requests of the core actions (sections 3.1, 3.4, 3.18-3.20) ---
+
+
+@register(method="generate")
+@frozen(kw_only=True)
+class GenerateImagesSDXL(Request[SubmitResponse]):
+    """Generate images with an SDXL model (section 3.4); answers with a TaskUID.
+
+    Example:
+        >>> req = GenerateImagesSDXL(
+        ...     main_model=Model("PICPIK General"), positive_prompts=["a red apple"], seed=42
+        ... )
+        >>> req.width, req.height
+        (1024, 1024)
+    """
+
+    action: ClassVar[str] = "GenerateImagesSDXL"
+    response_type: ClassVar[type[Any]] = SubmitResponse
+    creates_task: ClassVar[bool] = True
+
+    main_model: Model = field(validator=instance_of(Model))
+    sub_model_list: tuple[Model, ...] = field(
+        default=(), converter=to_tuple, validator=tuple_of(Model)
+    )
+    positive_prompts: tuple[str, ...] = field(
+        default=(), converter=to_tuple, validator=tuple_of(str)
+    )
+    negative_prompts: tuple[str, ...] = field(
+        default=(), converter=to_tuple, validator=tuple_of(str)
+    )
+    translate_prompts: bool = field(default=True, validator=instance_of(bool))
+    seed: int = field(default=-1, validator=int_range(SEED_MIN, SEED_MAX))
+    width: int = field(default=1024, validator=int_range(SIZE_MIN, SIZE_MAX))
+    height: int = field(default=1024, validator=int_range(SIZE_MIN, SIZE_MAX))
+    batch_size: int = field(default=1, validator=int_range(BATCH_MIN, BATCH_MAX))
+    image2image: Image2Image | None = field(
+        default=None, validator=instance_of(Image2Image, optional=True)
+    )
+    tiling: bool = field(default=False, validator=instance_of(bool))
+    # Marked required by the docs (section 3.4 and 8.7): always sent, [] without images.
+    image_and_mask_list: tuple[str, ...] = field(
+        default=(), converter=to_tuple, validator=tuple_of(str, non_empty_items=True)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.image2image is not None:
+            count = len(self.image_and_mask_list)
+            if not self.image2image.image_index < count:
+                raise ValidationError(
+                    f"GenerateImagesSDXL.image2image.image_index must be in 0..{count - 1} "
+                    f"(an index into image_and_mask_list, which has {count} item(s)), "
+                    f"got {self.image2image.image_index}"
+                )
+
+
+@register(method="list_tasks_details")
+@frozen
+class ListTasksDetails(Request[ListTasksDetailsResponse]):
+    """Ask for the status and results of tasks (section 3.18).
+
+    Example:
+        >>> ListTasksDetails(["ckti5nf2h4keq8mr9n00"]).task_uid_list
+        ('ckti5nf2h4keq8mr9n00',)
+    """
+
+    action: ClassVar[str] = "ListTasksDetails"
+    response_type: ClassVar[type[Any]] = ListTasksDetailsResponse
+
+    task_uid_list: tuple[str, ...] = field(
+        converter=to_tuple, validator=tuple_of(str, non_empty_items=True)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if not self.task_uid_list:
+            raise ValidationError("ListTasksDetails.task_uid_list must hold at least one TaskUID")
+        for index, uid in enumerate(self.task_uid_list):
+            check_task_uid(uid, f"ListTasksDetails.task_uid_list[{index}]")
+
+
+@register(method="list_models")
+@frozen
+class ListModels(Request[ListModelsResponse]):
+    """List the available generation models (section 3.1)."""
+
+    action: ClassVar[str] = "ListModels"
+    response_type: ClassVar[type[Any]] = ListModelsResponse
+
+
+@register(method="list_running_tasks")
+@frozen
+class ListRunningTasks(Request[ListRunningTasksResponse]):
+    """List the TaskUIDs still running for the account (section 3.19)."""
+
+    action: ClassVar[str] = "ListRunningTasks"
+    response_type: ClassVar[type[Any]] = ListRunningTasksResponse
+
+
+@register(method="get_credit_balance")
+@frozen
+class GetCreditBalance(Request[CreditBalance]):
+    """Ask for the account's credit balance (section 3.20)."""
+
+    action: ClassVar[str] = "GetCreditBalance"
+    response_type: ClassVar[type[Any]] = CreditBalance
 
 
 @frozen(kw_only=True)

@@ -30,6 +30,10 @@ from ._actions import (
     DEFAULT_MODEL,
     BatchSubmitResponse,
     GenerateOptions,
+    GetCreditBalance,
+    ListModels,
+    ListRunningTasks,
+    ListTasksDetails,
     sdxl_request,
     task_uids_of,
 )
@@ -53,11 +57,7 @@ from ._images import (
 )
 from ._models import (
     CreditBalance,
-    GetCreditBalance,
-    ListModels,
     ListModelsResponse,
-    ListRunningTasks,
-    ListTasksDetails,
     ListTasksDetailsResponse,
     Model,
     Request,

@@ -1,7 +1,8 @@
-"""Typed request and response models of the PICPIK API.
+"""The shared types of the PICPIK API: the request base, nested types, and every answer.
 
 PURE: no I/O, no anyio, no httpx. Attributes are snake_case; the PascalCase wire
-names live only in `_wire.py`. Every request validates itself when it is made,
+names live only in `_wire.py`. The request types themselves live in
+`_actions.py`; the shared types here validate themselves when they are made,
 so nothing out of range can reach the wire (docs/protocol.md,
 "Request values"; docs/architecture.md, "Validation").
 
@@ -25,7 +26,6 @@ import attrs
 from attrs import field, frozen
 
 from ._errors import ValidationError
-from ._registry import register
 from ._validators import (
     check_extras,
     float_range,
@@ -43,15 +43,10 @@ from ._validators import (
 __all__ = [
     "CreditBalance",
     "Envelope",
-    "GenerateImagesSDXL",
-    "GetCreditBalance",
     "Image2Image",
     "InferenceParams",
-    "ListModels",
     "ListModelsResponse",
-    "ListRunningTasks",
     "ListRunningTasksResponse",
-    "ListTasksDetails",
     "ListTasksDetailsResponse",
     "Model",
     "Request",
@@ -205,109 +200,6 @@ class SubmitResponse:
     task_uid: str = field(validator=non_empty_str)
 
 
-@register(method="generate")
-@frozen(kw_only=True)
-class GenerateImagesSDXL(Request[SubmitResponse]):
-    """Generate images with an SDXL model (section 3.4); answers with a TaskUID.
-
-    Example:
-        >>> req = GenerateImagesSDXL(
-        ...     main_model=Model("PICPIK General"), positive_prompts=["a red apple"], seed=42
-        ... )
-        >>> req.width, req.height
-        (1024, 1024)
-    """
-
-    action: ClassVar[str] = "GenerateImagesSDXL"
-    response_type: ClassVar[type[Any]] = SubmitResponse
-    creates_task: ClassVar[bool] = True
-
-    main_model: Model = field(validator=instance_of(Model))
-    sub_model_list: tuple[Model, ...] = field(
-        default=(), converter=to_tuple, validator=tuple_of(Model)
-    )
-    positive_prompts: tuple[str, ...] = field(
-        default=(), converter=to_tuple, validator=tuple_of(str)
-    )
-    negative_prompts: tuple[str, ...] = field(
-        default=(), converter=to_tuple, validator=tuple_of(str)
-    )
-    translate_prompts: bool = field(default=True, validator=instance_of(bool))
-    seed: int = field(default=-1, validator=int_range(SEED_MIN, SEED_MAX))
-    width: int = field(default=1024, validator=int_range(SIZE_MIN, SIZE_MAX))
-    height: int = field(default=1024, validator=int_range(SIZE_MIN, SIZE_MAX))
-    batch_size: int = field(default=1, validator=int_range(BATCH_MIN, BATCH_MAX))
-    image2image: Image2Image | None = field(
-        default=None, validator=instance_of(Image2Image, optional=True)
-    )
-    tiling: bool = field(default=False, validator=instance_of(bool))
-    # Marked required by the docs (section 3.4 and 8.7): always sent, [] without images.
-    image_and_mask_list: tuple[str, ...] = field(
-        default=(), converter=to_tuple, validator=tuple_of(str, non_empty_items=True)
-    )
-
-    def __attrs_post_init__(self) -> None:
-        if self.image2image is not None:
-            count = len(self.image_and_mask_list)
-            if not self.image2image.image_index < count:
-                raise ValidationError(
-                    f"GenerateImagesSDXL.image2image.image_index must be in 0..{count - 1} "
-                    f"(an index into image_and_mask_list, which has {count} item(s)), "
-                    f"got {self.image2image.image_index}"
-                )
-
-
-@register(method="list_tasks_details")
-@frozen
-class ListTasksDetails(Request["ListTasksDetailsResponse"]):
-    """Ask for the status and results of tasks (section 3.18).
-
-    Example:
-        >>> ListTasksDetails(["ckti5nf2h4keq8mr9n00"]).task_uid_list
-        ('ckti5nf2h4keq8mr9n00',)
-    """
-
-    action: ClassVar[str] = "ListTasksDetails"
-    response_type: ClassVar[type[Any]]  # set below, once the response type exists
-
-    task_uid_list: tuple[str, ...] = field(
-        converter=to_tuple, validator=tuple_of(str, non_empty_items=True)
-    )
-
-    def __attrs_post_init__(self) -> None:
-        if not self.task_uid_list:
-            raise ValidationError("ListTasksDetails.task_uid_list must hold at least one TaskUID")
-        for index, uid in enumerate(self.task_uid_list):
-            check_task_uid(uid, f"ListTasksDetails.task_uid_list[{index}]")
-
-
-@register(method="list_models")
-@frozen
-class ListModels(Request["ListModelsResponse"]):
-    """List the available generation models (section 3.1)."""
-
-    action: ClassVar[str] = "ListModels"
-    response_type: ClassVar[type[Any]]
-
-
-@register(method="list_running_tasks")
-@frozen
-class ListRunningTasks(Request["ListRunningTasksResponse"]):
-    """List the TaskUIDs still running for the account (section 3.19)."""
-
-    action: ClassVar[str] = "ListRunningTasks"
-    response_type: ClassVar[type[Any]]
-
-
-@register(method="get_credit_balance")
-@frozen
-class GetCreditBalance(Request["CreditBalance"]):
-    """Ask for the account's credit balance (section 3.20)."""
-
-    action: ClassVar[str] = "GetCreditBalance"
-    response_type: ClassVar[type[Any]]
-
-
 # --- responses --------------------------------------------------------------------
 
 
@@ -406,9 +298,3 @@ class TaskHandle:
 
     task_uid: str
     request_uuid: str
-
-
-ListTasksDetails.response_type = ListTasksDetailsResponse
-ListModels.response_type = ListModelsResponse
-ListRunningTasks.response_type = ListRunningTasksResponse
-GetCreditBalance.response_type = CreditBalance

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         Coordinate,
         GenerationOptions,
         ListControlNetsResponse,
+        ListTasksDetails,
         MattingOptions,
     )
     from ._client import AsyncClient
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
         CreditBalance,
         Image2Image,
         ListModelsResponse,
-        ListTasksDetails,
         ListTasksDetailsResponse,
         Model,
         Request,

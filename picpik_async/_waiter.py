@@ -17,8 +17,13 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
+from ._actions import ListTasksDetails
 from ._errors import ClientClosedError, PicpikError, TaskTimeoutError
-from ._models import ListTasksDetails, ListTasksDetailsResponse, TaskDetail, check_task_uid
+from ._models import (
+    ListTasksDetailsResponse,
+    TaskDetail,
+    check_task_uid,
+)
 from ._polling import (
     BackOff,
     Decision,

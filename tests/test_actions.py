@@ -33,12 +33,15 @@ from picpik_async._actions import (
     Foreground,
     GenerateBackgrounds,
     GenerateImages,
+    GenerateImagesSDXL,
     GenerateOptions,
     GeneratePatternsFromImage,
     GenerationOptions,
     GenerationRequest,
     ListControlNets,
     ListControlNetsResponse,
+    ListModels,
+    ListTasksDetails,
     Mask,
     MattingOptions,
     ModifyMaskedPixels,
@@ -56,11 +59,8 @@ from picpik_async._actions import (
 )
 from picpik_async._errors import ProtocolError, ValidationError
 from picpik_async._models import (
-    GenerateImagesSDXL,
     Image2Image,
     InferenceParams,
-    ListModels,
-    ListTasksDetails,
     Model,
     Request,
     SubmitResponse,

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
+from picpik_async._actions import GenerateImagesSDXL, ListModels
 from picpik_async._errors import APIError, ProtocolError, ValidationError
-from picpik_async._models import GenerateImagesSDXL, ListModels, Model
+from picpik_async._models import (
+    Model,
+)
 from picpik_async._polling import PollSchedule, PollSettings
 from picpik_async._protocol import parse_response
 from picpik_async._retry import RetryPolicy

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from picpik_async import _errors as errors_module
 from picpik_async import _images as images_module
+from picpik_async._actions import ListModels
 from picpik_async._errors import (
     APIError,
     AuthenticationError,
@@ -29,7 +30,6 @@ from picpik_async._errors import (
     classify_api_error,
     is_parameter_error,
 )
-from picpik_async._models import ListModels
 from picpik_async._protocol import lost_answer
 
 # A value that is never handed to any error below: it must never show up in one.

@@ -15,18 +15,20 @@ from doctests import run_doctests
 
 import picpik_async
 from picpik_async import _models as models_module
+from picpik_async._actions import (
+    GenerateImagesSDXL,
+    GetCreditBalance,
+    ListModels,
+    ListRunningTasks,
+    ListTasksDetails,
+)
 from picpik_async._models import (
     CreditBalance,
     Envelope,
-    GenerateImagesSDXL,
-    GetCreditBalance,
     Image2Image,
     InferenceParams,
-    ListModels,
     ListModelsResponse,
-    ListRunningTasks,
     ListRunningTasksResponse,
-    ListTasksDetails,
     ListTasksDetailsResponse,
     Model,
     SubmitResponse,

@@ -15,6 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from picpik_async import _protocol as protocol_module
+from picpik_async._actions import (
+    GenerateImagesSDXL,
+    GetCreditBalance,
+    ListModels,
+    ListRunningTasks,
+    ListTasksDetails,
+)
 from picpik_async._errors import (
     APIError,
     AuthenticationError,
@@ -25,15 +32,10 @@ from picpik_async._errors import (
 )
 from picpik_async._models import (
     CreditBalance,
-    GenerateImagesSDXL,
-    GetCreditBalance,
     Image2Image,
     InferenceParams,
-    ListModels,
     ListModelsResponse,
-    ListRunningTasks,
     ListRunningTasksResponse,
-    ListTasksDetails,
     ListTasksDetailsResponse,
     Model,
     Request,

@@ -65,3 +65,10 @@ def test_an_action_is_registered_once() -> None:
     """Registering the same wire name twice is refused."""
     with pytest.raises(RuntimeError, match="registered twice"):
         register(method=None)(picpik.ListModels)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_every_action_names_its_answer(spec: Any) -> None:
+    """Each request type says which model its answer is read into."""
+    assert isinstance(spec.answer, type)
+    assert spec.request.__module__ == "picpik_async" or spec.request.__module__.endswith("_actions")

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from picpik_async import _retry as retry_module
+from picpik_async._actions import ListModels
 from picpik_async._errors import (
     APIError,
     AuthenticationError,
@@ -29,7 +30,6 @@ from picpik_async._errors import (
     TransportError,
     ValidationError,
 )
-from picpik_async._models import ListModels
 from picpik_async._protocol import build_body, lost_answer
 from picpik_async._retry import RetryEvent, RetryPolicy, is_retryable, parse_retry_after
 

@@ -18,7 +18,11 @@ import pytest
 from trio.testing import MockClock
 
 import picpik_async as picpik
-from picpik_async._models import ListTasksDetails, ListTasksDetailsResponse, TaskDetail
+from picpik_async._actions import ListTasksDetails
+from picpik_async._models import (
+    ListTasksDetailsResponse,
+    TaskDetail,
+)
 from picpik_async._waiter import TaskWaiter
 
 pytestmark = pytest.mark.anyio

@@ -12,6 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from picpik_async import _wire as wire_module
+from picpik_async._actions import (
+    GenerateImagesSDXL,
+    GetCreditBalance,
+    ListModels,
+    ListRunningTasks,
+    ListTasksDetails,
+)
 from picpik_async._errors import (
     APIError,
     ProtocolError,
@@ -21,15 +28,10 @@ from picpik_async._errors import (
 from picpik_async._models import (
     CreditBalance,
     Envelope,
-    GenerateImagesSDXL,
-    GetCreditBalance,
     Image2Image,
     InferenceParams,
-    ListModels,
     ListModelsResponse,
-    ListRunningTasks,
     ListRunningTasksResponse,
-    ListTasksDetails,
     ListTasksDetailsResponse,
     Model,
     Request,

@@ -34,14 +34,17 @@ from typing import Any, Final, TypeVar
 
 from attrs import frozen
 
-from picpik_async._actions import GenerationRequest, ListControlNets
+from picpik_async._actions import (
+    GenerateImagesSDXL,
+    GenerationRequest,
+    ListControlNets,
+    ListTasksDetails,
+)
 from picpik_async._errors import ProtocolError, ValidationError
 from picpik_async._models import (
     CreditBalance,
-    GenerateImagesSDXL,
     InferenceParams,
     ListModelsResponse,
-    ListTasksDetails,
     Model,
     TaskDetail,
 )
