@@ -90,9 +90,10 @@ async def copy_body(response: httpx.Response, write: Write, *, limit: int, what:
             async for chunk in raw:
                 for piece in decoder.feed(chunk):
                     await write(piece)
-            decoder.finish()
-        finally:
-            await _run_out(response, raw)
+        except BaseException:
+            await _run_out(response, raw)  # stopped early: finish every generator under it
+            raise
+    decoder.finish()
     return decoder.size
 
 

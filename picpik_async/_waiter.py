@@ -8,6 +8,7 @@ TaskUIDs of all waiters into batched `ListTasksDetails` requests (docs/protocol.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
@@ -205,10 +206,14 @@ def _notify(slot: _Slot, detail: TaskDetail) -> None:
     if slot.on_update is None:
         return
     try:
-        slot.on_update(detail)
+        outcome = slot.on_update(detail)
     except Exception:
         logger.warning(
             "on_update callback raised while waiting for task %s; ignored",
             detail.task_uid,
             exc_info=True,
         )
+        return
+    if inspect.isawaitable(outcome):  # an async callback slipped through: it cannot run here
+        getattr(outcome, "close", lambda: None)()
+        logger.warning("on_update callback returned an awaitable, which is never awaited")

@@ -1009,3 +1009,18 @@ def test_a_stream_outliving_its_event_loop_is_collected_quietly() -> None:
     del stream
     gc.collect()
     assert emulator.counters.requests[SUBMIT] == 0
+
+
+async def test_an_on_update_returning_an_awaitable_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A plain on_update that returns a coroutine: closed (no warning), logged; the wait ends."""
+
+    async def later(detail: picpik.TaskDetail) -> None:
+        """Never awaited."""
+
+    emulator = Emulator(latency=0.2)
+    async with make_client(emulator) as client:
+        handle = await client.submit(picpik.GenerateImagesSDXL(main_model=picpik.Model("m")))
+        await client.wait(handle, on_update=lambda detail: later(detail))
+    assert any("returned an awaitable" in r.getMessage() for r in caplog.records)
