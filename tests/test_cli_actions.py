@@ -16,8 +16,8 @@ from picpik_async.cli import main
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    """A CliRunner in an empty folder with no PICPIK variables set."""
+def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fast_cli: None) -> CliRunner:
+    """A CliRunner in an empty folder with no PICPIK variables set (polling fast)."""
     for name in ("PICPIK_PUBLIC_KEY", "PICPIK_PRIVATE_KEY", "PICPIK_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -389,7 +389,7 @@ async def test_download_never_writes_outside_its_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("uid", ["../escaped", "ABSOLUTE"])
-def test_cli_generate_out_stays_inside_out(tmp_path: Path, uid: str) -> None:
+def test_cli_generate_out_stays_inside_out(tmp_path: Path, fast_cli: None, uid: str) -> None:
     """`picpik generate --out A` against a server naming `../x` or `/abs/x`: nothing outside A."""
     if uid == "ABSOLUTE":
         uid = str(tmp_path / "absolute")
@@ -773,7 +773,7 @@ async def test_a_finished_task_without_images_is_an_error() -> None:
                 await client.wait("task0001")
 
 
-def test_cli_generate_with_no_images_exits_non_zero(tmp_path: Path) -> None:
+def test_cli_generate_with_no_images_exits_non_zero(tmp_path: Path, fast_cli: None) -> None:
     """`picpik generate` on a task finished with no image: says so and exits 1."""
     with HostileServer(submit_then(lambda uid: finished(uid))) as server:
         result = CliRunner().invoke(
