@@ -365,11 +365,12 @@ _GENERATE_CLI: Final = {
     "seed": _option("seed", "--seed", type=int, help="-1 = random."),
     "batch_size": _option("batch_size", "--batch-size", type=int, help="1..16."),
     "tiling": _option("tiling", "--tiling", is_flag=True, help="Make a tileable image."),
-    "translate_prompts": _option(
-        "translate_prompts",
+    # A plain off-switch: click 8.3 reads a flag with default=True as always on.
+    "translate_prompts": click.option(
         "--no-translate",
+        "no_translate",
         is_flag=True,
-        flag_value=False,
+        default=False,
         help="Do not translate non-English prompts.",
     ),
     "image": _option(
@@ -393,9 +394,16 @@ def _generate_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return _action_options(function)
 
 
+#: Options whose flag turns a `GenerateOptions` field off: field -> the flag's name.
+_INVERTED: Final = {"translate_prompts": "no_translate"}
+
+
 def _generate_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """The `GenerateOptions` fields among the parsed options (an unset --image left out)."""
-    kwargs = {name: options[name] for name in _GENERATE_CLI}
+    kwargs = {
+        name: not options[_INVERTED[name]] if name in _INVERTED else options[name]
+        for name in _GENERATE_CLI
+    }
     if kwargs["image"] is None:
         del kwargs["image"]
     return kwargs

@@ -83,8 +83,20 @@ def test_cli_offers_every_option_but_the_listed_ones() -> None:
     command = cli.main.commands["generate"]
     params = {p.name: p for p in command.params if isinstance(p, click.Option)}
     for name in cli._GENERATE_CLI:
+        if name in cli._INVERTED:  # an off-switch: off by default, for a field on by default
+            assert params[cli._INVERTED[name]].default is False, name
+            assert FIELDS[name].default is True, name
+            continue
         assert name in params, name
         assert params[name].default == FIELDS[name].default, name
+
+
+def test_cli_defaults_are_the_options_defaults() -> None:
+    """`picpik generate PROMPT` with no flags asks for exactly the default options."""
+    context = cli.main.commands["generate"].make_context("generate", ["a cat"])
+    assert picpik.GenerateOptions(**cli._generate_kwargs(context.params)) == (
+        picpik.GenerateOptions()
+    )
 
 
 def test_cli_options_reach_the_request(tmp_path: Path) -> None:
