@@ -14,6 +14,7 @@ import functools
 from typing import TYPE_CHECKING, TypeVar, overload
 
 from ._actions import DEFAULT_MODEL
+from ._client import AsyncClient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
         ListTasksDetails,
         MattingOptions,
     )
-    from ._client import AsyncClient
     from ._errors import PicpikError
     from ._images import ImageInput
     from ._models import (

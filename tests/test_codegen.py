@@ -255,7 +255,10 @@ def test_imports_follow_the_source() -> None:
     assert "from ._options import Options" in typed
     assert "from ._images import ImageInput" in typed
     assert "Literal" in typed
-    assert "from ._client import" not in runtime
+    # AsyncClient is the one class-level annotation: imported at run time, so that
+    # `typing.get_type_hints(Client)` resolves (importing _client from here is no cycle).
+    assert "from ._client import AsyncClient\n" in runtime
+    assert "from ._client import" not in typed
 
 
 @pytest.mark.parametrize(
@@ -286,3 +289,8 @@ def test_shapes_it_refuses(method: str, message: str) -> None:
     client = CLIENT + textwrap.indent(f"\n{method}\n", "    ")
     with pytest.raises(_codegen.CodegenError, match=message):
         _codegen.Generator({"_client": client, "_mixin": MIXIN}).render()
+
+
+def test_the_blocking_client_type_hints_resolve() -> None:
+    """`typing.get_type_hints(Client)` works (cattrs and users may call it)."""
+    assert typing.get_type_hints(picpik.Client)["_async"] is picpik.AsyncClient
