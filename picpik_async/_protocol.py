@@ -15,6 +15,7 @@ from ._errors import (
     PicpikError,
     ProtocolError,
     RateLimitError,
+    ResponseTooLargeError,
     SubmitOutcomeUnknownError,
     TransportError,
     classify_api_error,
@@ -107,8 +108,10 @@ def parse_response(
     """
     action = request.action
     context: dict[str, Any] = {"action": action, "request_uuid": request_uuid}
-    if len(content) > MAX_RESPONSE_BYTES:
-        raise ProtocolError(f"{action} answer is larger than {MAX_RESPONSE_BYTES} bytes")
+    if len(content) > MAX_RESPONSE_BYTES:  # the reader stops sooner; this guards direct callers
+        raise ResponseTooLargeError(
+            f"{action} answer is larger than {MAX_RESPONSE_BYTES} bytes", limit=MAX_RESPONSE_BYTES
+        )
     data = _decode(content)
     if status_code == 429:
         message = _message_of(data) or "too many requests"
