@@ -51,6 +51,15 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "pytest" in blocks[1]
 
 
+def test_ci_runs_the_readmes_test_command() -> None:
+    """`.ci/run` runs the README's pytest command (plus -q), so the two cannot drift."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    command = blocks[1].split("&&")[-1].strip()
+    assert command.startswith("python -m pytest")
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert command.replace("python -m pytest", "python -m pytest -q") in ci
+
+
 def test_cli_without_its_extra_names_the_extra() -> None:
     """Without click installed, picpik says which extra to install."""
     code = (
