@@ -58,6 +58,7 @@ from ._images import (
 from ._models import (
     CreditBalance,
     ListModelsResponse,
+    ListRunningTasksResponse,
     ListTasksDetailsResponse,
     Model,
     Request,
@@ -351,7 +352,7 @@ class AsyncClient(ActionMethods):
         group = anyio.create_task_group()
         await group.__aenter__()
         self._task_group = group
-        self._waiter = TaskWaiter(self.list_tasks, self.poll, group)
+        self._waiter = TaskWaiter(self.list_tasks, self.poll, group, self._list_running)
         return self
 
     async def __aexit__(
@@ -496,6 +497,10 @@ class AsyncClient(ActionMethods):
         (handle,) = await self.submit_tasks(request, request_uuid=request_uuid)
         return handle
 
+    async def _list_running(self) -> ListRunningTasksResponse:
+        """One ListRunningTasks request: the poller's change signal."""
+        return await self.call(ListRunningTasks())
+
     @needs_client
     async def list_tasks(self, request: ListTasksDetails) -> ListTasksDetailsResponse:
         """Send one ListTasksDetails request (what the waiter polls with)."""
@@ -544,7 +549,8 @@ class AsyncClient(ActionMethods):
             timeout: seconds to wait before `TaskTimeoutError` (the task goes on).
             prompt: recorded on the result, for the caller's bookkeeping.
             on_update: called with each pending `TaskDetail` seen (e.g. to show
-                "Queuing" / "Running").
+                "Queuing" / "Running"). The running list carries no details, so a
+                task waited for with `on_update` is polled on its own schedule.
 
         Raises:
             ValidationError: `task` is not a TaskUID; nothing is polled.

@@ -5,9 +5,10 @@ PURE: no I/O, no anyio, no httpx, no clock of its own: every method takes `now`
 "Polling"; docs/architecture.md, "The data path of one `generate()`").
 
 Every event of the poller (a tick, an answer, a failed request) is answered with
-decisions as data: `Step` (send these chunks, then nothing is due for so long),
-`Settle`, `Update`, `UnknownWord`, `Split`, `Refused`, `BackOff`. `_waiter.py`
-only carries them out: it sends the requests, sleeps, sets events and logs.
+decisions as data: `Step` (send these chunks and maybe a ListRunningTasks, then
+nothing is due for so long), `Settle`, `Update`, `UnknownWord`, `Split`,
+`Refused`, `BackOff`, `RunningListOff`. `_waiter.py` only carries them out: it
+sends the requests, sleeps, sets events and logs.
 """
 
 from __future__ import annotations
@@ -156,6 +157,11 @@ def _fraction(instance: object, attribute: attrs.Attribute[Any], value: object) 
         )
 
 
+def _flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"PollSettings.{attribute.name} must be True or False, got {value!r}")
+
+
 def _count(lo: int, hi: int) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
@@ -184,10 +190,20 @@ class PollSettings:
             waiters fail with `TaskNotFoundError`.
         max_failures: failed polls in a row (after retries) before a task's
             waiters fail with the last error.
+        running_set: watch pending tasks with one ListRunningTasks per tick and
+            fetch the details only of those that left the list (the default);
+            False polls every task on its own schedule above.
+        running_interval: seconds between two ListRunningTasks while tasks are
+            watched that way (half of it while fewer than 200 are; twice it after
+            3 s in which none left the list).
+        running_grace: seconds a new task may be missing from the running list
+            before its absence counts (the list may not show it at once).
+        running_retry: seconds the poller keeps to each task's own schedule after
+            the running list was refused, failed, or let most tasks go too early.
 
     Example:
         >>> PollSettings(poll_initial=0.5).poll_batch_size
-        50
+        100
     """
 
     poll_initial: float = field(default=1.5, validator=_positive)
@@ -195,10 +211,14 @@ class PollSettings:
     poll_growth: float = field(default=1.25, validator=_positive)
     poll_jitter: float = field(default=0.1, validator=_fraction)
     poll_grid: float = field(default=0.25, validator=_positive)
-    poll_batch_size: int = field(default=50, validator=_count(1, 1000))
+    poll_batch_size: int = field(default=100, validator=_count(1, 1000))
     poll_concurrency: int = field(default=4, validator=_count(1, 64))
     max_misses: int = field(default=5, validator=_count(1, 1000))
     max_failures: int = field(default=10, validator=_count(1, 1000))
+    running_set: bool = field(default=True, validator=_flag)
+    running_interval: float = field(default=0.5, validator=_positive)
+    running_grace: float = field(default=1.0, validator=_positive)
+    running_retry: float = field(default=60.0, validator=_positive)
 
 
 # --- decisions: what the waiter is to do ------------------------------------------
@@ -206,7 +226,8 @@ class PollSettings:
 
 @frozen
 class Step:
-    """What the poller does now: send these chunks, then sleep up to `sleep` seconds.
+    """What the poller does now: send these chunks (and a ListRunningTasks when `tick`),
+    then sleep up to `sleep` seconds.
 
     `sleep` is `math.inf` when nothing is due (nobody waits, or every watched
     TaskUID is in flight): the poller then sleeps until a waiter comes or a poll ends.
@@ -214,6 +235,7 @@ class Step:
 
     chunks: tuple[tuple[str, ...], ...]
     sleep: float
+    tick: bool = False
 
 
 @frozen
@@ -275,23 +297,54 @@ class BackOff:
     until: float
 
 
-#: What the poller is told to do after one ListTasksDetails request, in order.
-Decision = Settle | Update | UnknownWord | Split | Refused | BackOff
+@frozen
+class RunningListOff:
+    """The running list is not used until `until`: each task is polled on its own schedule."""
+
+    reason: str
+    until: float
+
+
+#: What the poller is told to do after one status request, in order.
+Decision = Settle | Update | UnknownWord | Split | Refused | BackOff | RunningListOff
+
+
+# Running-set mode (docs/protocol.md, "Polling"). With fewer tasks watched than
+# _FEW_TASKS, ticks come twice as often: one request per tick is still cheap, and
+# the lag halves. After _QUIET seconds in which no task left the list (long tasks
+# early in their life), ticks come half as often until one does.
+_FEW_TASKS: Final = 200
+_QUIET: Final = 3.0
+# A task the list still shows is fetched anyway this often: a list that lags, or
+# never lets a task go, costs lag but never a task.
+_RECHECK: Final = 30.0
+# How many tasks must have left the list before the poller judges it: if most of
+# them were still pending, the list is not a change signal for this account.
+_TRUST_SAMPLE: Final = 10
 
 
 @define
 class _Entry:
     due: float
     interval: float
+    since: float = 0.0
     waiters: int = 1
     misses: int = 0
     failures: int = 0
     in_flight: bool = False
+    by_list: bool = False  # watched through ListRunningTasks, not its own schedule
+    listed: bool = False  # seen in the running list at least once
+    absent: bool = False  # left the running list: its details are due
 
 
 @define
 class PollSchedule:
     """Which TaskUIDs are watched, and when each is next due.
+
+    With `running_list` (the waiter can send ListRunningTasks and
+    `settings.running_set` is on), new tasks are watched through the running list:
+    `step` asks for a tick, `on_running` reads its answer, and only tasks that
+    left the list are fetched. Otherwise each task is polled on its own schedule.
 
     Example:
         >>> s = PollSchedule(PollSettings(poll_initial=1, poll_grid=0.5))
@@ -303,13 +356,22 @@ class PollSchedule:
     settings: PollSettings
     rng: random.Random = field(factory=random.Random)
     batch_size: int = field(default=0)
+    running_list: bool = field(default=False)
     paused_until: float = field(default=-math.inf)
     failures_in_row: int = field(default=0)
+    running_off_until: float = field(default=-math.inf)
     _entries: dict[str, _Entry] = field(factory=dict, init=False)
     _unknown_words: set[str] = field(factory=set, init=False)
+    _by_list: int = field(default=0, init=False)
+    _next_tick: float = field(default=math.inf, init=False)
+    _tick_in_flight: bool = field(default=False, init=False)
+    _last_change: float = field(default=0.0, init=False)
+    _absences: int = field(default=0, init=False)
+    _dropouts: int = field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.batch_size = self.batch_size or self.settings.poll_batch_size
+        self.running_list = self.running_list and self.settings.running_set
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -325,14 +387,31 @@ class PollSchedule:
         spread = self.settings.poll_jitter
         return interval * (1 - spread / 2 + spread * self.rng.random())
 
-    def watch(self, uid: str, now: float) -> None:
-        """Start (or join) watching a TaskUID; its first poll is `poll_initial` away."""
+    def watch(self, uid: str, now: float, *, follow: bool = False) -> None:
+        """Start (or join) watching a TaskUID: through the running list, or its first
+        poll `poll_initial` away.
+
+        `follow`: the waiter wants every pending detail (an `on_update` callback),
+        which the running list does not give: the task keeps to its own schedule.
+        """
         entry = self._entries.get(uid)
+        first = self.settings.poll_initial
         if entry is not None:
             entry.waiters += 1
+            if follow and entry.by_list:
+                self._leave_list(entry)
+                if not entry.in_flight:
+                    entry.due = self._snap(max(now, entry.since + first))
             return
-        first = self.settings.poll_initial
-        self._entries[uid] = _Entry(due=self._snap(now + first), interval=first)
+        if follow or not self.uses_running_list(now):
+            self._entries[uid] = _Entry(due=self._snap(now + first), interval=first, since=now)
+            return
+        if not self._by_list:  # the first task for the list since it was idle
+            self._last_change = now
+        self._entries[uid] = _Entry(due=now + _RECHECK, interval=first, since=now, by_list=True)
+        self._by_list += 1
+        if self._next_tick == math.inf:
+            self._next_tick = now + self._tick_interval(now)
 
     def unwatch(self, uid: str) -> None:
         """One waiter of a TaskUID left; forget the TaskUID when none is left."""
@@ -341,11 +420,21 @@ class PollSchedule:
             return
         entry.waiters -= 1
         if entry.waiters <= 0:
-            del self._entries[uid]
+            self.forget(uid)
 
     def forget(self, uid: str) -> None:
         """Stop watching a TaskUID whatever its waiters (it reached a final state)."""
-        self._entries.pop(uid, None)
+        entry = self._entries.pop(uid, None)
+        if entry is not None:
+            self._leave_list(entry)
+
+    def uses_running_list(self, now: float) -> bool:
+        """Whether a task watched now is watched through ListRunningTasks."""
+        return self.running_list and now >= self.running_off_until
+
+    def watched_by_list(self) -> int:
+        """How many tasks are watched through the running list."""
+        return self._by_list
 
     def next_due(self) -> float | None:
         """When the next poll is due, or None when nothing is watched or all are in flight."""
@@ -373,12 +462,20 @@ class PollSchedule:
         self.failures_in_row = 0
 
     def pending(self, uid: str, now: float) -> None:
-        """The task is still going: schedule its next poll further out."""
+        """The task is still going: schedule its next poll (or recheck) further out."""
         entry = self._entries.get(uid)
         if entry is None:
             return
         entry.in_flight = False
         entry.misses = entry.failures = 0
+        if entry.absent:
+            # It left the running list, yet its details say it still runs (the
+            # list omits queued tasks, or drops them early): its own schedule
+            # watches it from now on.
+            self._leave_list(entry)
+        if entry.by_list:
+            entry.due = now + _RECHECK
+            return
         entry.interval = min(self.settings.poll_max, entry.interval * self.settings.poll_growth)
         entry.due = self._snap(now + self._jittered(entry.interval))
 
@@ -387,6 +484,7 @@ class PollSchedule:
         entry = self._entries.get(uid)
         if entry is None:
             return False
+        self._leave_list(entry)  # unknown to the details too: its own schedule decides
         entry.misses += 1
         if entry.misses >= self.settings.max_misses:
             return True
@@ -422,20 +520,111 @@ class PollSchedule:
         """How many waiters each watched TaskUID has (for tests and debugging)."""
         return {uid: e.waiters for uid, e in self._entries.items()}
 
+    # --- the running list -----------------------------------------------------------
+
+    def _tick_interval(self, now: float) -> float:
+        interval = self.settings.running_interval
+        if self._by_list < _FEW_TASKS:
+            interval /= 2
+        if now - self._last_change >= _QUIET:
+            interval *= 2
+        return interval
+
+    def _tick_time(self) -> float | None:
+        if not self._by_list or self._tick_in_flight:
+            return None
+        return self._next_tick
+
+    def _leave_list(self, entry: _Entry) -> None:
+        if entry.by_list:
+            entry.by_list = False
+            self._by_list -= 1
+            if not self._by_list:
+                self._next_tick = math.inf
+        entry.absent = False
+
+    def on_running(self, uids: Iterable[str], now: float) -> None:
+        """Read a ListRunningTasks answer: tasks that left the list are due now.
+
+        A task counts as gone once it was seen in the list, or once it is older
+        than `running_grace` (the list may not show a new task at once).
+        TaskUIDs of other processes of the account are ignored.
+
+        Example:
+            >>> s = PollSchedule(PollSettings(running_grace=1), running_list=True)
+            >>> s.watch("u1", now=0.0)
+            >>> s.on_running(["u1", "someone-else"], now=0.5)
+            >>> s.on_running([], now=0.75)
+            >>> s.step(now=0.75).chunks
+            (('u1',),)
+        """
+        self._tick_in_flight = False
+        listed = set(uids)
+        grace = self.settings.running_grace
+        left = False
+        for uid, entry in self._entries.items():
+            if not entry.by_list or entry.absent or entry.in_flight:
+                continue
+            if uid in listed:
+                entry.listed = True
+            elif entry.listed or now - entry.since >= grace:
+                entry.absent = True
+                entry.due = now
+                left = True
+        if left:
+            self._last_change = now
+        self._next_tick = now + self._tick_interval(now) if self._by_list else math.inf
+
+    def on_running_failure(self, error: PicpikError, now: float) -> list[Decision]:
+        """A ListRunningTasks request failed (after retries) or was refused.
+
+        Every task goes to its own schedule; the list is tried again for tasks
+        watched after `running_retry` seconds.
+        """
+        self._tick_in_flight = False
+        return [self._running_off(f"ListRunningTasks failed ({error})", now)]
+
+    def _running_off(self, reason: str, now: float) -> RunningListOff:
+        self.running_off_until = now + self.settings.running_retry
+        self._absences = self._dropouts = 0
+        first = self.settings.poll_initial
+        for entry in self._entries.values():
+            if entry.by_list and not entry.in_flight:
+                entry.due = self._snap(max(now, entry.since + first))
+            self._leave_list(entry)
+        return RunningListOff(reason, self.running_off_until)
+
+    def _judge_list(self, now: float) -> list[Decision]:
+        """Stop using the running list when most tasks that left it were still going."""
+        if self._absences < _TRUST_SAMPLE or 2 * self._dropouts <= self._absences:
+            return []
+        if not self.uses_running_list(now):
+            return []
+        reason = f"{self._dropouts} of {self._absences} tasks left the running list too early"
+        return [self._running_off(reason, now)]
+
     # --- decisions ------------------------------------------------------------------
 
     def step(self, now: float) -> Step:
-        """Take the due TaskUIDs in chunks, and say how long nothing else is due.
+        """Take the due TaskUIDs in chunks (and the tick, if due); say how long nothing
+        else is due.
 
         Example:
             >>> s = PollSchedule(PollSettings(poll_initial=1, poll_grid=0.5))
             >>> s.watch("u1", now=0.0)
-            >>> s.step(now=0.25), s.step(now=1.0)
-            (Step(chunks=(), sleep=0.75), Step(chunks=(('u1',),), sleep=inf))
+            >>> s.step(now=0.25)
+            Step(chunks=(), sleep=0.75, tick=False)
+            >>> s.step(now=1.0)
+            Step(chunks=(('u1',),), sleep=inf, tick=False)
         """
         chunks = tuple(tuple(chunk) for chunk in self.take_due(now))
-        due = self.next_due()
-        return Step(chunks, math.inf if due is None else max(0.0, due - now))
+        tick_at = self._tick_time()
+        tick = tick_at is not None and tick_at <= now
+        if tick:
+            self._tick_in_flight = True
+            tick_at = None
+        times = [t for t in (self.next_due(), tick_at) if t is not None]
+        return Step(chunks, max(0.0, min(times) - now) if times else math.inf, tick)
 
     def still_wanted(self, chunk: Sequence[str]) -> list[str]:
         """The TaskUIDs of a chunk someone still waits for (waiters leave while it queues)."""
@@ -453,7 +642,8 @@ class PollSchedule:
         except ProtocolError as error:
             return self.on_failure(chunk, error, now)
         self.answered()
-        return [decision for uid in chunk for decision in self._on_detail(uid, found.get(uid), now)]
+        decisions = [d for uid in chunk for d in self._on_detail(uid, found.get(uid), now)]
+        return [*decisions, *self._judge_list(now)]
 
     def on_failure(self, chunk: Sequence[str], error: PicpikError, now: float) -> list[Decision]:
         """Decide what a failed ListTasksDetails request (after retries) for `chunk` means."""
@@ -477,6 +667,10 @@ class PollSchedule:
                 return [self._settle(uid, error=TaskNotFoundError(uid, self.settings.max_misses))]
             return []
         status = task_status(detail)
+        entry = self._entries.get(uid)
+        if entry is not None and entry.absent:
+            self._absences += 1
+            self._dropouts += status is TaskStatus.PENDING
         match status:
             case TaskStatus.PENDING:
                 self.pending(uid, now)

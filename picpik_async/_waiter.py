@@ -1,9 +1,10 @@
 """TaskWaiter: one poller per client, all pending TaskUIDs polled together.
 
 I/O: drives the pure `PollSchedule` of `_polling.py` with anyio. Every waiter
-registers its TaskUID and sleeps on an event; one poller task collects the due
-TaskUIDs of all waiters into batched `ListTasksDetails` requests (docs/protocol.md,
-"Polling"; docs/architecture.md, "The data path of one `generate()`").
+registers its TaskUID and sleeps on an event; one poller task sends one
+`ListRunningTasks` per tick and collects the TaskUIDs that left it (or, on the
+per-task schedule, the due ones) into batched `ListTasksDetails` requests
+(docs/protocol.md, "Polling"; docs/architecture.md, "The data path of one `generate()`").
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from anyio.abc import TaskGroup
 from ._actions import ListTasksDetails
 from ._errors import ClientClosedError, PicpikError, TaskTimeoutError
 from ._models import (
+    ListRunningTasksResponse,
     ListTasksDetailsResponse,
     TaskDetail,
     check_task_uid,
@@ -31,6 +33,7 @@ from ._polling import (
     PollSchedule,
     PollSettings,
     Refused,
+    RunningListOff,
     Settle,
     Split,
     UnknownWord,
@@ -42,6 +45,7 @@ __all__ = ["TaskWaiter"]
 logger: Final = logging.getLogger("picpik_async")
 
 ListCall = Callable[[ListTasksDetails], Awaitable[ListTasksDetailsResponse]]
+RunningCall = Callable[[], Awaitable[ListRunningTasksResponse]]
 
 
 @attrs.define(eq=False)
@@ -66,11 +70,20 @@ class TaskWaiter:
         list_tasks: sends one (retried) ListTasksDetails request.
         settings: poll timing and batching.
         task_group: where the poller runs; it is started on the first wait.
+        list_running: sends one (retried) ListRunningTasks request; without it,
+            every task is polled on its own schedule.
     """
 
-    def __init__(self, list_tasks: ListCall, settings: PollSettings, task_group: TaskGroup) -> None:
+    def __init__(
+        self,
+        list_tasks: ListCall,
+        settings: PollSettings,
+        task_group: TaskGroup,
+        list_running: RunningCall | None = None,
+    ) -> None:
         self._list_tasks = list_tasks
-        self._schedule = PollSchedule(settings)
+        self._list_running = list_running
+        self._schedule = PollSchedule(settings, running_list=list_running is not None)
         self._task_group = task_group
         self._limiter = anyio.CapacityLimiter(settings.poll_concurrency)
         self._slots: dict[str, set[_Slot]] = {}
@@ -128,7 +141,7 @@ class TaskWaiter:
     def _register(self, uid: str, on_update: Callable[[TaskDetail], object] | None) -> _Slot:
         slot = _Slot(on_update=on_update)
         self._slots.setdefault(uid, set()).add(slot)
-        self._schedule.watch(uid, anyio.current_time())
+        self._schedule.watch(uid, anyio.current_time(), follow=on_update is not None)
         if not self._started:
             self._started = True
             self._task_group.start_soon(self._run, name="picpik-poller")
@@ -153,11 +166,28 @@ class TaskWaiter:
         async with anyio.create_task_group() as polls:
             while not self._closed:
                 step = self._schedule.step(anyio.current_time())
+                if step.tick:
+                    polls.start_soon(self._tick)
                 for chunk in step.chunks:
                     polls.start_soon(self._poll, chunk)
                 self._changed = anyio.Event()
                 with anyio.move_on_after(step.sleep):
                     await self._changed.wait()
+
+    async def _tick(self) -> None:
+        list_running = self._list_running
+        if list_running is None:  # pragma: no cover - the schedule asks for ticks only then
+            return
+        try:
+            answer = await list_running()
+        except PicpikError as error:
+            decisions = self._schedule.on_running_failure(error, anyio.current_time())
+        else:
+            self._schedule.on_running(answer.task_uid_list, anyio.current_time())
+            decisions = []
+        for decision in decisions:
+            await self._carry_out(decision)
+        self._wake()
 
     async def _poll(self, chunk: Sequence[str]) -> None:
         async with self._limiter:
@@ -197,6 +227,9 @@ class TaskWaiter:
                 logger.warning("ListTasksDetails refused TaskUID %s: %s", uid, error)
             case BackOff(asked=asked, error=error):
                 logger.warning("ListTasksDetails for %d task(s) failed: %s", asked, error)
+            case RunningListOff(reason=reason, until=until):
+                seconds = until - anyio.current_time()
+                logger.info("%s: polling each task on its own schedule for %.0f s", reason, seconds)
             case unreachable:
                 assert_never(unreachable)
 

@@ -12,7 +12,9 @@ from picpik_async.testing import Emulator
 
 #: Retries and polls sized for an emulator whose tasks take a fraction of a second.
 FAST_RETRY = picpik.RetryPolicy(max_attempts=10, backoff_initial=0.005, backoff_max=0.02)
-FAST_POLL = picpik.PollSettings(poll_initial=0.05, poll_max=0.2, poll_grid=0.05)
+FAST_POLL = picpik.PollSettings(
+    poll_initial=0.05, poll_max=0.2, poll_grid=0.05, running_interval=0.1, running_grace=0.05
+)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -26,6 +28,12 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 def emulator() -> Emulator:
     """A quick emulator: tasks take 0.1 s."""
     return Emulator(latency=0.1, seed=7)
+
+
+def status_requests(emulator: Emulator) -> int:
+    """The status traffic the emulator received: ListTasksDetails and ListRunningTasks."""
+    requests = emulator.counters.requests
+    return requests["ListTasksDetails"] + requests["ListRunningTasks"]
 
 
 def make_client(emulator: Emulator, **kwargs: Any) -> picpik.AsyncClient:

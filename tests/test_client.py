@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from conftest import FAST_POLL, make_client
+from conftest import FAST_POLL, make_client, status_requests
 
 import picpik_async as picpik
 from picpik_async.testing import (
@@ -80,7 +80,9 @@ async def test_many_concurrent_generates_with_faults_cost_few_polls() -> None:
         results.append(await opened.generate(f"prompt {i}", width=256, height=256))
 
     # Poll timing in proportion to the 0.3 s tasks, as the defaults are to real ones.
-    poll = picpik.PollSettings(poll_initial=0.25, poll_max=0.6, poll_grid=0.1)
+    poll = picpik.PollSettings(
+        poll_initial=0.25, poll_max=0.6, poll_grid=0.1, running_interval=0.2, running_grace=0.1
+    )
     fanned = make_client(emulator, poll=poll)
     async with fanned as opened, anyio.create_task_group() as group:
         for i in range(300):
@@ -92,8 +94,8 @@ async def test_many_concurrent_generates_with_faults_cost_few_polls() -> None:
     assert counters.faults["busy"] > 0
     assert counters.faults["rate_limit"] > 0
     assert counters.faults["server_error"] > 0
-    assert counters.requests["ListTasksDetails"] / 300 <= 0.25
-    assert max(counters.list_lengths) <= 50
+    assert status_requests(emulator) / 300 <= 0.25
+    assert max(counters.list_lengths) <= poll.poll_batch_size
     assert any(length > 40 for length in counters.list_lengths)  # the limit was found ...
     assert counters.list_lengths[-1] <= 40  # ... and remembered
 
@@ -172,10 +174,10 @@ async def test_cancelled_waiters_stop_status_traffic() -> None:
                 for handle in handles:
                     group.start_soon(client.wait, handle)
         await anyio.sleep(0.05)  # a poll already on its way may still land
-        polls = emulator.counters.requests["ListTasksDetails"]
+        polls = status_requests(emulator)
         assert polls > 0
-        await anyio.sleep(0.25)  # longer than poll_max: a poller still going would poll
-        assert emulator.counters.requests["ListTasksDetails"] == polls
+        await anyio.sleep(0.25)  # longer than poll_max and a tick: a poller still going would poll
+        assert status_requests(emulator) == polls
 
 
 async def test_chunk_is_split_only_on_parameter_errors() -> None:
@@ -186,7 +188,14 @@ async def test_chunk_is_split_only_on_parameter_errors() -> None:
     request = picpik.GenerateImagesSDXL(main_model=picpik.Model("m"))
     # No jitter and a coarse grid: the 60 tasks are first due together, so the first
     # poll (refused, then retried) is a list of 50 twice, unless the batch size shrank.
-    poll = picpik.PollSettings(poll_initial=0.05, poll_max=0.2, poll_grid=0.25, poll_jitter=0)
+    poll = picpik.PollSettings(
+        poll_initial=0.05,
+        poll_max=0.2,
+        poll_grid=0.25,
+        poll_jitter=0,
+        poll_batch_size=50,
+        running_set=False,
+    )
     async with make_client(emulator, poll=poll) as client:
         handles = [await client.submit(request) for _ in range(60)]
         async with anyio.create_task_group() as group:

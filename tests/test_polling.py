@@ -26,6 +26,7 @@ from picpik_async._polling import (
     PollSchedule,
     PollSettings,
     Refused,
+    RunningListOff,
     Settle,
     Split,
     Step,
@@ -192,10 +193,13 @@ class TestSettings:
     """PollSettings takes numbers and refuses bad ones."""
 
     def test_defaults(self) -> None:
-        """The defaults of docs/protocol.md, "Polling schedule" (1.5 s, x1.25, 8 s, 50 UIDs)."""
+        """The defaults of docs/protocol.md, "Polling": 1.5 s, x1.25, 8 s, 100 UIDs, 0.5 s ticks."""
         settings = PollSettings()
         assert (settings.poll_initial, settings.poll_growth, settings.poll_max) == (1.5, 1.25, 8.0)
-        assert (settings.poll_batch_size, settings.poll_concurrency) == (50, 4)
+        assert (settings.poll_batch_size, settings.poll_concurrency) == (100, 4)
+        assert settings.running_set
+        assert (settings.running_interval, settings.running_grace) == (0.5, 1.0)
+        assert settings.running_retry == 60.0
         assert (settings.poll_jitter, settings.poll_grid) == (0.1, 0.25)
         assert (settings.max_misses, settings.max_failures) == (5, 10)
 
@@ -849,3 +853,197 @@ def test_docstring_examples() -> None:
     result = doctest.testmod(polling_module)
     assert result.attempted >= 3
     assert result.failed == 0
+
+
+# --- the running list (issue 13) -----------------------------------------------------
+
+#: Running-list settings that are easy to reckon with: 1 s ticks (0.5 s below 200 tasks).
+LISTED = attrs.evolve(EXACT, running_interval=1.0, running_grace=2.0, running_retry=100.0)
+FINISHED = "Finished"
+
+
+def listed(**kwargs: Any) -> PollSchedule:
+    """A schedule that watches new tasks through the running list."""
+    return schedule(LISTED, running_list=True, **kwargs)
+
+
+def finished(uid: str) -> TaskDetail:
+    """A finished TaskDetail with one image."""
+    return TaskDetail(task_uid=uid, status=FINISHED, img_list=("https://img/x.png",))
+
+
+class TestRunningList:
+    """One ListRunningTasks per tick; details only for tasks that left the list."""
+
+    def test_off_unless_the_waiter_can_send_it(self) -> None:
+        """Without `running_list` (or with running_set=False) every task has its own schedule."""
+        for s in (schedule(LISTED), schedule(attrs.evolve(LISTED, running_set=False))):
+            s.watch("u1", now=0.0)
+            assert s.watched_by_list() == 0
+            assert s.step(now=0.0) == Step((), 1.0, tick=False)
+
+    def test_a_tick_is_due_each_interval_and_nothing_else(self) -> None:
+        """A watched task costs one tick per interval (halved below 200 tasks), no details."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        assert s.step(now=0.0) == Step((), 0.5, tick=False)
+        assert s.step(now=0.5) == Step((), 29.5, tick=True)  # in flight; a recheck at 30 s
+        s.on_running(["u1"], now=0.5)
+        assert s.step(now=0.5) == Step((), 0.5, tick=False)
+
+    def test_ticks_stop_when_nobody_waits(self) -> None:
+        """No task watched: no tick is due."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.unwatch("u1")
+        assert s.step(now=5.0) == Step((), math.inf, tick=False)
+
+    def test_with_many_tasks_ticks_take_the_full_interval(self) -> None:
+        """200 tasks or more: one tick per running_interval."""
+        s = listed()
+        names = [f"u{i}" for i in range(200)]
+        for uid in names:
+            s.watch(uid, now=0.0)
+        assert s.step(now=0.5).tick is True  # planned when the first task came
+        s.on_running(names, now=0.5)
+        assert s.step(now=1.0).tick is False
+        assert s.step(now=1.5).tick is True
+
+    def test_ticks_slow_down_while_nothing_changes(self) -> None:
+        """After 3 s in which no task left the list, ticks come half as often until one does."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.watch("u2", now=0.0)
+        s.on_running(["u1", "u2"], now=3.0)
+        assert s.step(now=3.0).sleep == 1.0  # 0.5 s doubled
+        s.on_running(["u2"], now=4.0)  # u1 left: a change
+        assert s.step(now=4.0) == Step((("u1",),), 0.5, tick=False)
+
+    def test_a_task_that_left_is_fetched_once(self) -> None:
+        """Seen in the list, then missing from it: its details are due at once."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.watch("u2", now=0.0)
+        s.on_running(["u1", "u2"], now=0.5)
+        s.on_running(["u2"], now=1.0)
+        assert s.step(now=1.0).chunks == (("u1",),)
+        assert s.on_answer(["u1"], [finished("u1")], now=1.0) == [Settle("u1", finished("u1"))]
+        assert "u1" not in s
+        assert s.watched_by_list() == 1
+
+    def test_a_new_task_gets_a_grace_period(self) -> None:
+        """Never listed yet: its absence counts only once it is running_grace old."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.on_running([], now=1.5)
+        assert s.step(now=1.5).chunks == ()
+        s.on_running([], now=2.0)
+        assert s.step(now=2.0).chunks == (("u1",),)
+
+    def test_other_processes_tasks_are_ignored(self) -> None:
+        """The list is the account's: TaskUIDs nobody here waits for change nothing."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.on_running(["u1", *(f"other{i}" for i in range(10_000))], now=0.5)
+        assert len(s) == 1
+        assert s.step(now=0.5).chunks == ()
+
+    def test_absent_but_pending_keeps_to_its_own_schedule(self) -> None:
+        """Left the list yet still running: polled on its own schedule from then on."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.watch("u2", now=0.0)
+        s.on_running(["u1", "u2"], now=0.5)
+        s.on_running(["u2"], now=1.0)
+        s.step(now=1.0)
+        assert s.on_answer(["u1"], [detail("Running")], now=1.0) == [Update(detail("Running"))]
+        assert s.watched_by_list() == 1
+        s.on_running(["u2"], now=1.5)  # still absent: no second fetch from the list
+        assert s.step(now=1.5).chunks == ()
+        assert s.step(now=3.0).chunks == (("u1",),)  # 1.0 + poll_initial * growth
+
+    def test_a_task_still_listed_is_rechecked_now_and_then(self) -> None:
+        """A list that never lets a task go costs lag, never the task: details every 30 s."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.on_running(["u1"], now=0.5)
+        assert s.step(now=29.0).chunks == ()
+        s.on_running(["u1"], now=29.9)
+        assert s.step(now=30.0).chunks == (("u1",),)
+        s.on_answer(["u1"], [detail("Running")], now=30.0)
+        assert s.watched_by_list() == 1  # still through the list
+        assert s.step(now=59.0).chunks == ()
+
+    def test_follow_keeps_a_task_on_its_own_schedule(self) -> None:
+        """A waiter with on_update wants every pending detail: per-task polling."""
+        s = listed()
+        s.watch("u1", now=0.0, follow=True)
+        assert s.watched_by_list() == 0
+        s.watch("u2", now=0.0)
+        s.watch("u2", now=0.5, follow=True)  # a second waiter, with on_update, joins
+        assert s.watched_by_list() == 0
+        assert s.step(now=1.0).chunks == (("u1", "u2"),)
+
+    def test_a_failed_tick_falls_back_to_per_task_polling(self) -> None:
+        """Refused or failing: every task on its own schedule, the list retried later."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.step(now=0.5)
+        error = APIError("Action not found: ListRunningTasks", ret_code=161)
+        assert s.on_running_failure(error, now=0.5) == [
+            RunningListOff(f"ListRunningTasks failed ({error})", 100.5)
+        ]
+        assert s.watched_by_list() == 0
+        assert s.step(now=1.0) == Step((("u1",),), math.inf, tick=False)
+        s.watch("u2", now=50.0)  # while the list is off: its own schedule
+        assert s.watched_by_list() == 0
+        s.watch("u3", now=100.5)  # retried after running_retry
+        assert s.watched_by_list() == 1
+
+    def test_a_list_that_lets_most_tasks_go_early_is_dropped(self) -> None:
+        """Most tasks that left the list were still pending: the list is not used for a while."""
+        s = listed()
+        names = [f"u{i}" for i in range(12)]
+        for uid in names:
+            s.watch(uid, now=0.0)
+        s.on_running([], now=2.0)
+        s.batch_size = 100
+        (chunk,) = s.step(now=2.0).chunks
+        decisions = s.on_answer(chunk, [detail("Queuing", uid=uid) for uid in chunk], now=2.0)
+        assert decisions[-1] == RunningListOff(
+            "12 of 12 tasks left the running list too early", 102.0
+        )
+        assert s.watched_by_list() == 0
+        s.watch("late", now=3.0)
+        assert s.watched_by_list() == 0
+
+    def test_a_few_early_leavers_do_not_condemn_the_list(self) -> None:
+        """Below ten absences, or a minority pending: the list stays in use."""
+        s = listed()
+        for i in range(12):
+            s.watch(f"u{i}", now=0.0)
+        s.on_running([], now=2.0)
+        s.batch_size = 100
+        (chunk,) = s.step(now=2.0).chunks
+        answers = [detail("Running", uid=u) if u in ("u0", "u1") else finished(u) for u in chunk]
+        assert not any(isinstance(d, RunningListOff) for d in s.on_answer(chunk, answers, 2.0))
+        s.watch("next", now=2.5)
+        assert s.watched_by_list() == 1
+
+    def test_a_task_unknown_to_the_details_leaves_the_list(self) -> None:
+        """Absent from the list and from the details: max_misses decides, on its own schedule."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        s.on_running([], now=2.0)
+        s.step(now=2.0)
+        assert s.on_answer(["u1"], [], now=2.0) == []
+        assert s.watched_by_list() == 0
+
+    def test_the_tick_in_flight_blocks_the_next(self) -> None:
+        """One ListRunningTasks at a time."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        assert s.step(now=0.5).tick
+        assert not s.step(now=5.0).tick
+        s.on_running(["u1"], now=5.0)
+        assert s.step(now=6.0).tick  # quiet for 5 s: 1 s between ticks

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from conftest import status_requests
 
 import picpik_async as picpik
 from picpik_async._protocol import MAX_RESPONSE_BYTES
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.anyio
 SUBMIT = "GenerateImagesSDXL"
 POLL = "ListTasksDetails"
 RETRY = picpik.RetryPolicy(max_attempts=12, backoff_initial=0.005, backoff_max=0.05)
-POLL_FAST = picpik.PollSettings(poll_initial=0.05, poll_max=0.3, poll_grid=0.05)
+POLL_FAST = picpik.PollSettings(
+    poll_initial=0.05, poll_max=0.3, poll_grid=0.05, running_interval=0.1, running_grace=0.05
+)
 
 
 def client_for(
@@ -207,10 +210,10 @@ async def test_task_group_cancellation_stops_polling() -> None:
         assert client._waiter is not None
         assert client._waiter.pending == 0
         await anyio.sleep(0.05)  # a poll already on its way may still land
-        polls = emulator.counters.requests[POLL]
+        polls = status_requests(emulator)
         assert polls > 0
-        await anyio.sleep(0.35)  # longer than poll_max: a poller still going would poll
-        assert emulator.counters.requests[POLL] == polls
+        await anyio.sleep(0.35)  # longer than poll_max and a tick: a poller still going would poll
+        assert status_requests(emulator) == polls
 
 
 async def test_private_key_never_appears_in_logs_reprs_or_errors(

@@ -20,6 +20,7 @@ from trio.testing import MockClock
 import picpik_async as picpik
 from picpik_async._actions import ListTasksDetails
 from picpik_async._models import (
+    ListRunningTasksResponse,
     ListTasksDetailsResponse,
     TaskDetail,
 )
@@ -117,14 +118,37 @@ class FakeService:
         return [len(call.uids) for call in self.calls]
 
 
+@attrs.define
+class FakeRunningList:
+    """A scripted ListRunningTasks: `running(now)` says which TaskUIDs it lists."""
+
+    running: Callable[[float], Sequence[str]]
+    error: picpik.PicpikError | None = None
+    calls: list[float] = attrs.field(factory=list)
+
+    async def __call__(self) -> ListRunningTasksResponse:
+        now = anyio.current_time()
+        self.calls.append(now)
+        if self.error is not None:
+            raise self.error
+        return ListRunningTasksResponse(task_uid_list=tuple(self.running(now)))
+
+
+def until(when: dict[str, float]) -> Callable[[float], list[str]]:
+    """A running list that shows each task until its finish time."""
+    return lambda now: [uid for uid, done in when.items() if now < done]
+
+
 @asynccontextmanager
 async def open_waiter(
-    service: FakeService, settings: picpik.PollSettings = EXACT
+    service: FakeService,
+    settings: picpik.PollSettings = EXACT,
+    running_list: FakeRunningList | None = None,
 ) -> AsyncIterator[TaskWaiter]:
     """A TaskWaiter in its own task group, cancelled on the way out; a hang fails at once."""
     with anyio.fail_after(1_000_000):  # virtual seconds: a deadlock is a failure, not a hang
         async with anyio.create_task_group() as group:
-            yield TaskWaiter(service, settings, group)
+            yield TaskWaiter(service, settings, group, running_list)
             group.cancel_scope.cancel()
 
 
@@ -535,3 +559,64 @@ class TestOnUpdate:
         assert len(warnings) == 1
         assert "u" in warnings[0].getMessage()
         assert warnings[0].exc_info is not None
+
+
+#: The running-set defaults, with the per-task schedule of EXACT behind them.
+LISTED = attrs.evolve(EXACT, poll_batch_size=100, running_grace=1.0, running_retry=100.0)
+
+
+class TestRunningSet:
+    """One ListRunningTasks per tick; ListTasksDetails only for tasks that left the list."""
+
+    async def test_a_thousand_tasks_cost_ticks_and_one_fetch_each(self) -> None:
+        """1,000 tasks done between 3.0 and 3.9 s: 9 ticks, each task asked for once."""
+        done = {uid: 3.0 + (i % 10) * 0.1 for i, uid in enumerate(uids(1000))}
+        service = FakeService(finish_at(done))
+        running_list = FakeRunningList(until(done))
+        async with open_waiter(service, LISTED, running_list) as waiter:
+            outcomes = await wait_all(waiter, uids(1000))
+        assert all(isinstance(o, TaskDetail) for o in outcomes.values())
+        # The first tick was planned for one task (half the interval), the rest for 1,000.
+        assert running_list.calls == [0.25 + 0.5 * k for k in range(9)]
+        asked = [uid for call in service.calls for uid in call.uids]
+        assert sorted(asked) == sorted(uids(1000))  # once each
+        assert len(service.calls) == 10  # 100 a request, right after the ticks at 3.25-4.25 s
+
+    async def test_a_result_comes_one_tick_after_the_task_is_done(self) -> None:
+        """The lag is at most one tick: a task done at 2.3 s is returned at 2.5 s."""
+        service = FakeService(finish_at({"u": 2.3}))
+        running_list = FakeRunningList(until({"u": 2.3}))
+        async with open_waiter(service, LISTED, running_list) as waiter:
+            await waiter.wait("u")
+            assert anyio.current_time() == 2.5
+        assert [call.at for call in service.calls] == [2.5]
+
+    async def test_a_refused_list_falls_back_and_is_retried_later(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """RetCode 161: logged once at INFO, per-task polls; the list is tried again later."""
+        caplog.set_level(logging.INFO, logger="picpik_async")
+        service = FakeService(finish_at({"a": 3.0, "b": 200.6}))
+        refused = picpik.APIError("no", ret_code=161)
+        running_list = FakeRunningList(until({"b": 200.6}), error=refused)
+        async with open_waiter(service, LISTED, running_list) as waiter:
+            await waiter.wait("a")
+            assert running_list.calls == [0.25]
+            assert [call.at for call in service.calls] == [1.0, 3.0]  # the per-task schedule
+            running_list.error = None
+            await anyio.sleep(200.0 - anyio.current_time())
+            await waiter.wait("b")
+        assert running_list.calls[1:] == [200.25, 200.5, 200.75]  # in use again after the pause
+        assert [call.at for call in service.calls][2:] == [200.75]
+        off = [r for r in caplog.records if "own schedule" in r.getMessage()]
+        assert [r.levelname for r in off] == ["INFO"]
+
+    async def test_on_update_gets_every_pending_detail(self) -> None:
+        """A waiter with on_update is polled on its own schedule: it sees the pending details."""
+        service = FakeService(finish_at({"u": 3.5}))
+        running_list = FakeRunningList(until({"u": 3.5}))
+        seen: list[float] = []
+        async with open_waiter(service, LISTED, running_list) as waiter:
+            await waiter.wait("u", on_update=lambda d: seen.append(anyio.current_time()))
+        assert seen == [1.0, 3.0]
+        assert running_list.calls == []

@@ -233,6 +233,7 @@ class Emulator:
             models=self.models,
             strict_models=self.strict_models,
             max_list_length=self.faults.max_list_length,
+            running_list=self.faults.running_list,
             failure=failure,
             measure_image=image_size,
         )

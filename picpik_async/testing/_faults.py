@@ -46,7 +46,7 @@ from ._service import (
     envelope,
     json_answer,
 )
-from ._state import Failure
+from ._state import Failure, RunningList
 
 __all__ = [
     "EarlyFaults",
@@ -240,6 +240,7 @@ class Faults:
         task_failure: a created task ends in the error status with ``failure``.
         failure: the ErrorCode and ErrorMassage of a failed task.
         max_list_length: refuse a longer TaskUIDList with RetCode 230.
+        running_list: how ListRunningTasks bends the truth (`RunningList`).
 
     Example:
         >>> Faults(drop={1}, malformed=0.1, malformed_kinds="html").malformed_kinds
@@ -261,6 +262,7 @@ class Faults:
     max_list_length: int | None = field(
         default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
     )
+    running_list: RunningList = field(factory=RunningList)
 
 
 # --- decisions --------------------------------------------------------------------

@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
-from attrs import frozen
+from attrs import field, frozen
 
 from picpik_async._actions import (
     GenerateImagesSDXL,
@@ -58,6 +58,7 @@ from ._state import (
     Failure,
     InsufficientCreditsError,
     Phase,
+    RunningList,
     ServiceState,
     StatusWords,
     Task,
@@ -144,6 +145,7 @@ class Settings:
             default: the real catalogue is unknown here, and a user's test
             suite sends the codes of the real service.
         max_list_length: refuse longer TaskUIDLists with RetCode 230 (None: no limit).
+        running_list: how ListRunningTasks bends the truth (`RunningList`).
         failure: make the task a submit creates fail this way (the fault).
         measure_image: reads an input image's size, for the editing actions
             whose results keep it (the emulator passes Pillow's reader).
@@ -156,6 +158,7 @@ class Settings:
     models: ListModelsResponse = DEFAULT_MODELS
     strict_models: bool = False
     max_list_length: int | None = None
+    running_list: RunningList = field(factory=RunningList)
     failure: Failure | None = None
     measure_image: Measure = _unmeasured
 
@@ -430,7 +433,10 @@ def _list_models(params: dict[str, Any], state: ServiceState, settings: Settings
 
 def _list_running_tasks(params: dict[str, Any], state: ServiceState, settings: Settings) -> _Done:
     """ListRunningTasks (section 3.19): UIDs not yet finished or failed."""
-    return _Done({"TaskUIDList": [task.uid for task in state.running()]})
+    quirks = settings.running_list
+    if quirks.refused:
+        raise _RefusedError(RetCode.UNKNOWN_ACTION, "Action not found: ListRunningTasks")
+    return _Done({"TaskUIDList": [task.uid for task in state.running(quirks)]})
 
 
 def _list_control_nets(params: dict[str, Any], state: ServiceState, settings: Settings) -> _Done:

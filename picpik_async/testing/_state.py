@@ -49,6 +49,7 @@ __all__ = [
     "Latency",
     "ManualClock",
     "Phase",
+    "RunningList",
     "ServiceState",
     "StatusWords",
     "Task",
@@ -218,6 +219,37 @@ class TaskRequest:
     texts: tuple[str, ...] = ()
 
 
+@frozen(kw_only=True)
+class RunningList:
+    """How the emulated ListRunningTasks bends the truth (all off by default).
+
+    PICPIK does not say whether queued tasks count as running, nor how fresh the
+    list is (docs/protocol.md, "ListRunningTasks"), so the client is tested against
+    each variant.
+
+    Args:
+        refused: answer ListRunningTasks with RetCode 161, as for an unknown action.
+        omits_queued: leave tasks that are still queuing out of the list.
+        drops_early: a task leaves the list this many seconds before it is over.
+        lags: a task stays in the list this many seconds after it is over.
+
+    Example:
+        >>> RunningList(lags=2.0).lags
+        2.0
+    """
+
+    refused: bool = False
+    omits_queued: bool = False
+    drops_early: float = field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
+    lags: float = field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
+
+    def lists(self, task: Task, now: float) -> bool:
+        """Whether `task` is in the list at `now`."""
+        if self.omits_queued and task.phase_at(now) is Phase.QUEUING:
+            return False
+        return now < task.done_at - self.drops_early + self.lags
+
+
 @frozen
 class Failure:
     """How a task fails when the task-failure fault hits it (TaskDetail, section 4.9)."""
@@ -366,10 +398,15 @@ class ServiceState:
         found = (self.tasks.get(uid) for uid in dict.fromkeys(uids))
         return [task for task in found if task is not None]
 
-    def running(self) -> list[Task]:
-        """Tasks not yet over, in creation order (ListRunningTasks, section 3.19)."""
+    def running(self, quirks: RunningList | None = None) -> list[Task]:
+        """Tasks not yet over, in creation order (ListRunningTasks, section 3.19).
+
+        `quirks` bends the list the ways a real service might (see `RunningList`).
+        """
         now = self.clock()
-        return [task for task in self.tasks.values() if not task.phase_at(now).terminal]
+        if quirks is None or quirks == RunningList():
+            return [task for task in self.tasks.values() if not task.phase_at(now).terminal]
+        return [task for task in self.tasks.values() if quirks.lists(task, now)]
 
     def image(self, uid: str, index: int) -> ImageSpec | ImageLookup:
         """The image ``index`` of task ``uid``, or why it cannot be served.
