@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import FAST_POLL, make_client, status_requests
+from hostile import HostileServer, Received, Reply, Script, envelope
 
 import picpik_async as picpik
 from picpik_async.testing import Emulator, Faults, RunningList, Trigger
@@ -138,3 +139,52 @@ async def test_running_set_false_is_todays_schedule() -> None:
 def test_fast_poll_is_the_running_set_default() -> None:
     """The suite's poll settings keep the default mode, only faster."""
     assert FAST_POLL.running_set
+
+
+# --- a hostile ListRunningTasks, over a real socket ----------------------------------
+
+
+def lying_list(answer: Reply) -> Script:
+    """Submits get TaskUIDs t0, t1, ...; details say finished; the list answers `answer`."""
+    made: list[str] = []
+
+    def script(request: Received) -> Reply:
+        if request.action == RUNNING:
+            return answer
+        if request.action == DETAILS:
+            asked = request.params["TaskUIDList"]
+            return envelope(TaskDetailList=[
+                {"TaskUID": uid, "Status": "Finished", "ImgList": ["http://127.0.0.1:9/x.png"]}
+                for uid in asked
+            ])  # fmt: skip
+        made.append(f"t{len(made)}")
+        return envelope(TaskUID=made[-1])
+
+    return script
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(envelope(TaskUIDList="t0"), id="a-string"),
+        pytest.param(envelope(TaskUIDList=["../../etc/passwd"]), id="a-bad-taskuid"),
+        pytest.param(envelope(), id="no-list"),
+        pytest.param(Reply(body=b"<html>"), id="html"),
+        pytest.param(envelope(TaskUIDList=[f"x{i}" for i in range(50_000)]), id="50k-others"),
+    ],
+)
+async def test_a_garbled_running_list_is_set_aside(answer: Reply) -> None:
+    """Whatever the list answers, every generate() finishes, once, within a bounded time."""
+    with HostileServer(lying_list(answer)) as server:
+        client = picpik.AsyncClient(
+            public_key="p",
+            private_key="s",
+            base_url=server.url,
+            retry=picpik.RetryPolicy(max_attempts=2, backoff_initial=0.01, backoff_max=0.02),
+            poll=FAST_POLL,
+        )
+        with anyio.fail_after(20):
+            async with client:
+                results = [await client.generate(f"p{i}") for i in range(3)]
+        assert [r.task_uid for r in results] == ["t0", "t1", "t2"]
+        assert server.count("GenerateImagesSDXL") == 3
