@@ -125,6 +125,25 @@ def test_busy_port_is_reported() -> None:
         assert not second.running
 
 
+def accepted_sockets(server: EmulatorServer) -> list[socket.socket]:
+    """The server side of every connection the server holds open now."""
+    assert server._server is not None
+    connections = server._server.server_state.connections
+    return [conn.transport.get_extra_info("socket") for conn in connections]
+
+
+def test_accepted_sockets_have_tcp_nodelay() -> None:
+    """Every accepted connection has Nagle's algorithm off (TCP_NODELAY).
+
+    Without it a keep-alive client's second request waits for a delayed ACK.
+    """
+    with EmulatorServer() as server, socket.create_connection(("127.0.0.1", server.port)) as peer:
+        peer.sendall(b"GET / HTTP/1.1\r\nHost: emulator\r\n\r\n")
+        assert peer.recv(4096).startswith(b"HTTP/1.1 200")  # the connection is open and served
+        (accepted,) = accepted_sockets(server)
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 # --- the CLI ------------------------------------------------------------------------
 
 
