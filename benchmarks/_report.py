@@ -1,4 +1,4 @@
-"""The Markdown report: machine, set-up, headline, targets, tables per scenario and N."""
+"""The Markdown report: machine, set-up, headline, targets, tables per scenario and N, charts."""
 
 from __future__ import annotations
 
@@ -344,6 +344,16 @@ def skipped_table(skipped: list[tuple[str, int, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def charts_lines(charts: list[tuple[str, str]] | str) -> list[str]:
+    """Markdown image links (title, path relative to the report), or why there are none."""
+    if isinstance(charts, str):
+        return [f"_{charts}_"]
+    lines: list[str] = []
+    for title, path in charts:
+        lines += [f"![{title}]({path})", ""]
+    return lines[:-1]
+
+
 BEFORE_AFTER_ROWS = (
     "status_per_task",
     "wall",
@@ -417,6 +427,7 @@ def document(
     collected: Collected,
     memory: dict[str, Metrics],
     micro: str | None,
+    charts: list[tuple[str, str]] | str,
     analysis: str | None,
     elapsed: float,
 ) -> str:
@@ -441,6 +452,10 @@ def document(
         "## Headline",
         "",
         headline(collected.results),
+        "",
+        "## Charts",
+        "",
+        *charts_lines(charts),
         "",
         f"## Targets (issue 6, on {TARGETS})",
         "",

@@ -4,10 +4,10 @@ Issue 6: "We claim that our client costs far less than the way every other SDK
 polls (one status request per job per interval: openai-python, replicate,
 fal-client and Runware all do that). Prove it with numbers a reader can reproduce."
 Issue 13: scenarios that look like the service (longer and log-normal task
-latencies with a queueing phase, prompts arriving steadily, N up to 10,000) and
-fal-client's 0.1 s interval.
+latencies with a queueing phase, prompts arriving steadily, N up to 10,000),
+fal-client's 0.1 s interval, and charts.
 
-Usage, from the repository root after ``pip install ".[cli,emulator]"``::
+Usage, from the repository root after ``pip install ".[cli,emulator,bench]"``::
 
     python benchmarks/run.py --quick     # about 5 minutes; writes RESULTS-quick.md
     python benchmarks/run.py             # about 25 minutes; writes benchmarks/RESULTS.md
@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+import _charts
 import _metrics
 import _micro
 import _report
@@ -243,6 +244,19 @@ def run_memory(clients: tuple[Client, ...], n: int) -> dict[str, dict[str, float
     return memory
 
 
+def write_charts(collected: Collected, output: Path, mode: str) -> list[tuple[str, str]] | str:
+    """Draw the charts next to the report; their relative links, or why there are none."""
+    try:
+        written = _charts.write(collected, output.parent / "charts", mode)
+    except ImportError:
+        why = f"charts skipped: matplotlib is not installed; {_charts.INSTALL_HINT}"
+        print(why, flush=True)
+        return why
+    for _, path in written:
+        print(f"chart written to {path}", flush=True)
+    return [(title, os.path.relpath(path, output.parent)) for title, path in written]
+
+
 # --- the report's set-up section ---------------------------------------------------------------
 
 
@@ -360,6 +374,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
     parser.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
+    parser.add_argument("--no-charts", action="store_true", help="draw no PNG charts")
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
     parser.add_argument(
         "--output",
@@ -415,6 +430,9 @@ def main(argv: list[str] | None = None) -> None:
         collected, memory, micro = measure(args)
     finally:
         stop_all()
+    charts: list[tuple[str, str]] | str = "charts not drawn (--no-charts)"
+    if not args.no_charts:
+        charts = write_charts(collected, args.output, mode)
     text = _report.document(
         mode=mode,
         setup=setup_lines(args.scenarios, args, collected),
@@ -422,6 +440,7 @@ def main(argv: list[str] | None = None) -> None:
         collected=collected,
         memory=memory,
         micro=micro,
+        charts=charts,
         analysis=_report.previous_analysis(args.output),
         elapsed=time.monotonic() - started,
     )
