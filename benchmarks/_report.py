@@ -56,6 +56,7 @@ class Collected:
     settings: dict[str, dict[str, Any]] = attrs.Factory(dict)  # label -> what the worker used
     skipped: list[tuple[str, int, str, str]] = attrs.Factory(list)  # scenario, N, label, why
     about: dict[str, str] = attrs.Factory(dict)  # scenario name -> its description
+    feeds: set[str] = attrs.Factory(set)  # how picpik_async got its prompts, per arrival
 
 
 # metric key, row name, format, whether "ours / per-task" means something for it

@@ -212,6 +212,8 @@ def run_size(scenario: Scenario, n: int, args: Any, collected: Collected) -> Non
             metrics, lag, used = run_once(scenario, client, n, seed=repeat + 1)
             runs.setdefault(client.label, []).append(metrics)
             lags.setdefault(client.label, lag)  # the first repeat's
+            if "feed" in used:  # differs by arrival, so it is reported apart
+                collected.feeds.add(f"{scenario.arrival.name}: `{used.pop('feed')}`")
             collected.settings[client.label] = used
     collected.results.setdefault(scenario.name, {})[n] = {
         label: _metrics.median_of(r) for label, r in runs.items()
@@ -284,6 +286,10 @@ def setup_lines(scenarios: list[Scenario], args: Any, collected: Collected) -> l
         "- picpik_async: `client.generate_many(prompts, max_concurrency=N, width=64, "
         "height=64)` on an `AsyncClient` with the library's defaults, images not downloaded; "
         + (_report.describe_settings(ours) if ours else "default settings"),
+        "- how picpik_async got its prompts: "
+        + "; ".join(sorted(collected.feeds))
+        + " (a steady arrival goes to `generate_many` as an async generator where it takes "
+        "one, else to one `generate()` per prompt as it comes, on the same client)",
         f"- {_scenarios.BATCHED}: the same client with "
         + (
             "`PollSettings(running_set=False)` (the batched per-task schedule)"
