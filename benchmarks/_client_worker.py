@@ -6,13 +6,24 @@ memory it reports belong to that client alone.
 Two clients:
 
 * ``picpik``: ``AsyncClient.generate_many(prompts, max_concurrency=N)`` with the
-  library's defaults (64x64 images, no download); ``--previous-defaults`` runs it
-  with the defaults it had before issue 6 (`PREVIOUS_DEFAULTS`), for comparison.
+  library's defaults (64x64 images, no download); ``--batched`` polls with the
+  batched per-task schedule (``PollSettings(running_set=False)``) where the
+  library has that field, and with the defaults where it does not;
+  ``--previous-defaults`` runs it with the defaults it had before issue 6
+  (`PREVIOUS_DEFAULTS`), for comparison.
 * ``per-task``: what openai-python, replicate, fal-client and Runware do: one
   poll loop per job, each sending ``ListTasksDetails([uid])`` every ``interval``
-  seconds until the task is over. A plain httpx script (one ``httpx.AsyncClient``
-  with generous limits) that signs with `picpik_async.sign` and writes bodies with
-  the library's `dumps`, so both clients pay the same for signing and encoding.
+  seconds until the task is over (fal-client polls every 0.1 s, the others every
+  0.5 or 1 s). A plain httpx script (one ``httpx.AsyncClient`` with generous
+  limits) that signs with `picpik_async.sign` and writes bodies with the
+  library's `dumps`, so both clients pay the same for signing and encoding.
+
+Arrivals: with ``--span 0`` (burst) every prompt is there at once; with
+``--span S`` the prompts come from an async generator that releases them evenly
+over S seconds (`paced`): ``generate_many`` reads that generator, and the
+per-task script starts a job for each prompt as it comes. Where
+``generate_many`` refuses an async iterable, each prompt gets its own
+``generate()`` call as it comes (the same client and poller); the JSON says which.
 
 Every timestamp is ``time.monotonic()``, the clock the emulator stamps tasks with.
 """
@@ -32,12 +43,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+import _scenarios
 import httpx
 
-from picpik_async import AsyncClient, PicpikError, PollSettings, sign
+from picpik_async import AsyncClient, PicpikError, PollSettings, ValidationError, sign
 from picpik_async._signing import dumps
 from picpik_async.testing import DEFAULT_PRIVATE_KEY, DEFAULT_PUBLIC_KEY
 
@@ -149,6 +161,21 @@ async def until_all_pending(
     }
 
 
+async def paced(prompts: list[str], span: float) -> AsyncIterator[str]:
+    """Yield the prompts evenly over ``span`` seconds, the first at once (0: all at once).
+
+    Each prompt is due at a fixed offset from the start, so a slow consumer does
+    not push the later ones back: it gets them as soon as it asks.
+    """
+    start = time.monotonic()
+    gap = span / len(prompts) if prompts else 0.0
+    for i, prompt in enumerate(prompts):
+        delay = start + i * gap - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield prompt
+
+
 # --- our client -------------------------------------------------------------------
 
 
@@ -160,40 +187,95 @@ PREVIOUS_DEFAULTS: dict[str, Any] = {
 }
 
 
+def picpik_options(*, previous: bool, batched: bool) -> dict[str, Any]:
+    """`AsyncClient` keyword arguments for the variant asked for; {} is the library's defaults."""
+    if previous:
+        return PREVIOUS_DEFAULTS
+    if batched and _scenarios.has_running_set():
+        # Through a dict: the field exists only after the running-set poller's merge.
+        batched_schedule: dict[str, Any] = {"running_set": False}
+        return {"poll": PollSettings(**batched_schedule)}
+    return {}
+
+
+async def consume_many(client: AsyncClient, prompts: Any, recorder: Recorder) -> None:
+    """Run ``generate_many`` over ``prompts`` (a list or an async iterable) to its end."""
+    async for item in client.generate_many(
+        prompts,
+        max_concurrency=recorder.n,
+        return_exceptions=True,
+        width=SIZE,
+        height=SIZE,
+    ):
+        if isinstance(item, PicpikError):
+            recorder.failed(item)
+        else:
+            recorder.done(item.task_uid)
+
+
+async def consume_one_by_one(
+    client: AsyncClient, prompts: AsyncIterator[str], recorder: Recorder
+) -> None:
+    """A ``generate()`` call per prompt as it comes, all on one client."""
+
+    async def one(prompt: str) -> None:
+        try:
+            result = await client.generate(prompt, width=SIZE, height=SIZE)
+        except PicpikError as error:
+            recorder.failed(error)
+        else:
+            recorder.done(result.task_uid)
+
+    async with asyncio.TaskGroup() as group:
+        async for prompt in prompts:
+            group.create_task(one(prompt))
+
+
+def feeder(
+    client: AsyncClient, prompts: list[str], span: float, recorder: Recorder
+) -> tuple[Coroutine[Any, Any, None], str]:
+    """The coroutine that feeds the client, and how it does (for the report)."""
+    if not span:
+        return consume_many(client, prompts, recorder), "generate_many(list)"
+    probe: Any = paced(prompts, span)  # typed Any: this library may take only iterables
+    try:
+        # generate_many checks its argument when called, before any I/O; the probe
+        # generator is never started, so it releases nothing.
+        client.generate_many(probe, width=SIZE, height=SIZE)
+    except ValidationError:
+        run = consume_one_by_one(client, paced(prompts, span), recorder)
+        return run, "generate() per prompt (generate_many takes no async iterable here)"
+    return consume_many(client, paced(prompts, span), recorder), "generate_many(async generator)"
+
+
 async def run_picpik(
-    url: str, prompts: list[str], deadline: float, *, memory: bool, previous: bool = False
+    url: str,
+    prompts: list[str],
+    deadline: float,
+    *,
+    span: float,
+    memory: bool,
+    previous: bool = False,
+    batched: bool = False,
 ) -> dict[str, Any]:
     recorder = Recorder(len(prompts))
-    options = PREVIOUS_DEFAULTS if previous else {}  # else: the library's defaults, untouched
+    options = picpik_options(previous=previous, batched=batched)
     async with AsyncClient(
         public_key=DEFAULT_PUBLIC_KEY, private_key=DEFAULT_PRIVATE_KEY, base_url=url, **options
     ) as client:
         await client.get_credit_balance()  # warm-up: a connection, every lazy import
-
-        async def consume() -> None:
-            async for item in client.generate_many(
-                prompts,
-                max_concurrency=len(prompts),
-                return_exceptions=True,
-                width=SIZE,
-                height=SIZE,
-            ):
-                if isinstance(item, PicpikError):
-                    recorder.failed(item)
-                else:
-                    recorder.done(item.task_uid)
-
         recorder.start()
+        consume, feed = feeder(client, prompts, span, recorder)
         if memory:
             # The one peek at a private attribute: how many TaskUIDs the poller waits for.
             waiter = client._waiter
             return await until_all_pending(
-                consume(), lambda: waiter.pending if waiter else 0, recorder, deadline
+                consume, lambda: waiter.pending if waiter else 0, recorder, deadline
             )
         timed_out = False
         try:
             async with asyncio.timeout(deadline):
-                await consume()
+                await consume
         except TimeoutError:
             timed_out = True
         default_cap = inspect.signature(AsyncClient).parameters["submit_concurrency"].default
@@ -201,6 +283,7 @@ async def run_picpik(
             "poll": repr(client.poll),
             "retry": repr(client.retry),
             "submit_concurrency": options.get("submit_concurrency", default_cap),
+            "feed": feed,
         }
     return recorder.result(timed_out=timed_out, settings=settings)
 
@@ -276,7 +359,7 @@ class PerTask:
 
 
 async def run_per_task(
-    url: str, prompts: list[str], interval: float, deadline: float, *, memory: bool
+    url: str, prompts: list[str], interval: float, deadline: float, *, span: float, memory: bool
 ) -> dict[str, Any]:
     recorder = Recorder(len(prompts))
     limits = httpx.Limits(
@@ -288,7 +371,7 @@ async def run_per_task(
 
         async def jobs() -> None:
             async with asyncio.TaskGroup() as group:
-                for prompt in prompts:
+                async for prompt in paced(prompts, span):  # span 0: all at once
                     group.create_task(runner.job(prompt, recorder))
 
         recorder.start()
@@ -323,6 +406,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="per-task poll interval")
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds for the run")
     parser.add_argument(
+        "--span", type=float, default=0.0, help="feed the prompts over this many seconds"
+    )
+    parser.add_argument(
+        "--batched",
+        action="store_true",
+        help="picpik: PollSettings(running_set=False) where the library has that field",
+    )
+    parser.add_argument(
         "--previous-defaults",
         action="store_true",
         help="picpik: poll_growth 1.5 and no cap on submits (the defaults before issue 6)",
@@ -340,10 +431,18 @@ def main(argv: list[str] | None = None) -> None:
     prompts = [f"benchmark prompt {i}: a lighthouse at dusk" for i in range(args.n)]
     if args.client == "picpik":
         run = run_picpik(
-            args.url, prompts, args.deadline, memory=args.memory, previous=args.previous_defaults
+            args.url,
+            prompts,
+            args.deadline,
+            span=args.span,
+            memory=args.memory,
+            previous=args.previous_defaults,
+            batched=args.batched,
         )
     else:
-        run = run_per_task(args.url, prompts, args.interval, args.deadline, memory=args.memory)
+        run = run_per_task(
+            args.url, prompts, args.interval, args.deadline, span=args.span, memory=args.memory
+        )
     result = asyncio.run(run)
     result["client"] = args.client
     sys.stdout.write(json.dumps(result) + "\n")

@@ -2,8 +2,11 @@
 
 Definitions (also written into RESULTS.md):
 
-* t0: the client's `time.monotonic()` just before its first submit.
-* status requests per task: ListTasksDetails requests the emulator received / N.
+* t0: the client's `time.monotonic()` just before its first submit (with a
+  steady arrival, the first prompt is fed at t0 and the last one span seconds later).
+* status requests per task: ListTasksDetails plus ListRunningTasks requests the
+  emulator received / N (both are status traffic); the row below it counts the
+  ListRunningTasks alone.
 * HTTP requests per task: every POST the emulator received, minus the one
   warm-up GetCreditBalance, / N.
 * submit span: from t0 until the emulator created the last task.
@@ -13,10 +16,14 @@ Definitions (also written into RESULTS.md):
 * wall: from t0 until the caller received the last result.
 * completion lag of a task: from its finish on the emulator's clock to the moment
   the caller's await returned it (the same CLOCK_MONOTONIC in both processes).
+* polls of a task: the ListTasksDetails requests that named it, and every
+  ListRunningTasks answered from its creation up to the first one after it
+  finished (the answer that no longer listed it), from the times the emulator
+  recorded.
 * poll interval in effect for a task: the time between the poll that first saw it
-  finished and the poll before it (or its creation, if there was none), from the
-  poll times the emulator recorded. The lag target compares each task's lag with
-  its own interval: lag - interval is what the client adds after the poll.
+  finished and the poll before it (or its creation, if there was none). The lag
+  target compares each task's lag with its own interval: lag - interval is what
+  the client adds after the poll.
 * delivery: from the poll that saw a task finished (emulator clock) to the
   moment the caller's await returned it: the answer's trip back and the client's
   own work, including any wait for its busy event loop.
@@ -36,6 +43,7 @@ Percentiles are nearest-rank.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import statistics
@@ -67,30 +75,51 @@ def _poll_gaps(polls: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(ordered)]
 
 
+def polls_of(task: dict[str, Any], running_polls: list[float]) -> list[float]:
+    """A task's polls: its ListTasksDetails, and the ListRunningTasks that covered it.
+
+    ``running_polls`` is sorted (the emulator appends as it answers). The
+    ListRunningTasks that count are those from the task's creation up to and
+    including the first one at or after its finish, the one it was missing from.
+    """
+    first = bisect.bisect_left(running_polls, task["created"])
+    last = bisect.bisect_left(running_polls, task["done"]) + 1
+    return sorted([*task["polls"], *running_polls[first:last]])
+
+
+def lags(worker: dict[str, Any], bench: dict[str, Any]) -> list[float]:
+    """Every returned task's completion lag (seconds), in no particular order."""
+    tasks = bench["tasks"]
+    returned: dict[str, float] = worker["returned"]
+    return [at - tasks[uid]["done"] for uid, at in returned.items() if uid in tasks]
+
+
 def analyse(worker: dict[str, Any], bench: dict[str, Any]) -> dict[str, float]:
     """The metrics of one run, as plain numbers (see the module docstring)."""
     n = worker["n"]
     t0 = worker["t0"]
     tasks = bench["tasks"]
     requests = bench["requests"]
+    running_polls = sorted(bench.get("running_polls", []))
     returned: dict[str, float] = worker["returned"]
 
-    lags, excess, intervals, delivery, gaps = [], [], [], [], []
+    excess, intervals, delivery, gaps = [], [], [], []
     for uid, at in returned.items():
         task = tasks.get(uid)
         if task is None:
             continue
-        lag = at - task["done"]
-        lags.append(lag)
-        detected = _detecting_poll(task["polls"], task["created"], task["done"])
+        polls = polls_of(task, running_polls)
+        detected = _detecting_poll(polls, task["created"], task["done"])
         if detected is not None:
             seen, interval = detected
             intervals.append(interval)
-            excess.append(lag - interval)
+            excess.append(at - task["done"] - interval)
             delivery.append(at - seen)
-        gaps += _poll_gaps(task["polls"])
+        gaps += _poll_gaps(polls)
+    lag = lags(worker, bench)
 
-    status = requests.get("ListTasksDetails", 0)
+    running = requests.get("ListRunningTasks", 0)
+    status = requests.get("ListTasksDetails", 0) + running
     total = sum(requests.values()) - 1  # minus the warm-up GetCreditBalance
     created = [t["created"] for t in tasks.values()]
     done = [t["done"] for t in tasks.values()]
@@ -105,6 +134,7 @@ def analyse(worker: dict[str, Any], bench: dict[str, Any]) -> dict[str, float]:
         "errors": worker["errors"],
         "timed_out": float(bool(worker.get("timed_out"))),
         "status_per_task": status / n,
+        "running_list_per_task": running / n,
         "http_per_task": total / n,
         "uids_per_status": statistics.fmean(lengths) if lengths else math.nan,
         "wall": wall,
@@ -113,9 +143,9 @@ def analyse(worker: dict[str, Any], bench: dict[str, Any]) -> dict[str, float]:
         "wall_minus_ideal": wall - ideal,
         "submit_span": submit_span,
         "submits_per_s": n / submit_span if submit_span > 0 else math.nan,
-        "lag_p50": percentile(lags, 50),
-        "lag_p95": percentile(lags, 95),
-        "lag_max": max(lags) if lags else math.nan,
+        "lag_p50": percentile(lag, 50),
+        "lag_p95": percentile(lag, 95),
+        "lag_max": max(lag) if lag else math.nan,
         "interval_p50": percentile(intervals, 50),
         "interval_p95": percentile(intervals, 95),
         "excess_p95": percentile(excess, 95),

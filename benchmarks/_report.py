@@ -1,4 +1,4 @@
-"""The Markdown report: machine description, tables per N, targets, micro-benchmarks."""
+"""The Markdown report: machine, set-up, headline, targets, tables per scenario and N, charts."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import _metrics
+import attrs
+from _scenarios import (
+    LABELS,
+    OURS,
+    PER_TASK_FAST,
+    PER_TASK_SLOW,
+    PREVIOUS,
+    TARGETS,
+)
 
-OURS = "picpik_async"
-PER_TASK_FAST = "per-task 0.5 s"
-PER_TASK_SLOW = "per-task 1 s"
-LABELS = (OURS, PER_TASK_FAST, PER_TASK_SLOW)
-PREVIOUS = "picpik_async, previous defaults"
+# The clients issue 6's targets compare.
+TARGET_LABELS = (OURS, PER_TASK_FAST, PER_TASK_SLOW)
 
 ANALYSIS_START = "<!-- analysis:start -->"
 ANALYSIS_END = "<!-- analysis:end -->"
@@ -37,11 +43,28 @@ PACKAGES = (
 )
 
 Metrics = dict[str, float]
+ByN = dict[int, dict[str, Metrics]]  # N -> client label -> metrics
+
+
+@attrs.define
+class Collected:
+    """Everything the timed runs produced, for the report and the charts."""
+
+    results: dict[str, ByN] = attrs.Factory(dict)  # scenario name -> N -> label -> metrics
+    # scenario name -> N -> label -> every task's completion lag in the first repeat
+    lags: dict[str, dict[int, dict[str, list[float]]]] = attrs.Factory(dict)
+    settings: dict[str, dict[str, Any]] = attrs.Factory(dict)  # label -> what the worker used
+    skipped: list[tuple[str, int, str, str]] = attrs.Factory(list)  # scenario, N, label, why
+    about: dict[str, str] = attrs.Factory(dict)  # scenario name -> its description
+    feeds: set[str] = attrs.Factory(set)  # how picpik_async got its prompts, per arrival
+
+
 # metric key, row name, format, whether "ours / per-task" means something for it
 ROWS: tuple[tuple[str, str, str, bool], ...] = (
     ("status_per_task", "status requests per task", "{:.3f}", True),
+    ("running_list_per_task", "of which ListRunningTasks per task", "{:.3f}", False),
     ("http_per_task", "HTTP requests per task (all actions)", "{:.3f}", True),
-    ("uids_per_status", "TaskUIDs per status request (mean)", "{:.1f}", True),
+    ("uids_per_status", "TaskUIDs per ListTasksDetails (mean)", "{:.1f}", True),
     ("wall", "wall time (s)", "{:.2f}", True),
     ("ideal", "ideal (s)", "{:.2f}", True),
     ("wall_ratio", "wall / ideal", "{:.3f}", True),
@@ -64,6 +87,7 @@ ROWS: tuple[tuple[str, str, str, bool], ...] = (
     ("rss_kb_per_prompt_peak", "(peak RSS - RSS before) / N (KiB)", "{:.2f}", True),
     ("completed", "results returned", "{:.0f}", False),
     ("errors", "errors", "{:.0f}", False),
+    ("timed_out", "stopped at its deadline (1 = yes)", "{:.0f}", False),
 )
 
 
@@ -247,9 +271,9 @@ def _rss_check(memory: dict[str, Metrics]) -> list[Check]:
     ]
 
 
-def targets(by_n: dict[int, dict[str, Metrics]], memory: dict[str, Metrics]) -> list[Check]:
-    """The issue's targets, measured: (target, measured, verdict)."""
-    complete = {n: at for n, at in by_n.items() if all(label in at for label in LABELS)}
+def targets(by_n: ByN, memory: dict[str, Metrics]) -> list[Check]:
+    """The issue's targets, measured on the targets scenario: (target, measured, verdict)."""
+    complete = {n: at for n, at in by_n.items() if all(label in at for label in TARGET_LABELS)}
     if not complete:
         return []
     reference = 1000 if 1000 in complete else max(complete)
@@ -262,6 +286,8 @@ def targets(by_n: dict[int, dict[str, Metrics]], memory: dict[str, Metrics]) -> 
 
 
 def targets_table(checks: list[Check]) -> str:
+    if not checks:
+        return f"_Not measured: this run has no {TARGETS} scenario with all three clients._"
     lines = ["| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {v} |" for t, m, v in checks]
     return "\n".join(lines)
@@ -270,23 +296,63 @@ def targets_table(checks: list[Check]) -> str:
 # --- the whole file ---------------------------------------------------------------------------
 
 
-def headline(by_n: dict[int, dict[str, Metrics]]) -> str:
-    """One short table: the key metrics of every N, ours against both per-task variants."""
-    keys = (
-        ("status_per_task", "status req/task", "{:.3f}"),
-        ("wall_ratio", "wall/ideal", "{:.2f}"),
-        ("lag_p95", "lag p95 (s)", "{:.2f}"),
-        ("cpu_ms_per_task", "CPU/task (ms)", "{:.2f}"),
-        ("rss_peak_mb", "peak RSS (MiB)", "{:.1f}"),
-    )
-    head = ["N", "client", *[name for _, name, _ in keys]]
-    lines = ["| " + " | ".join(head) + " |", "|---:|---" + "|---:" * len(keys) + "|"]
-    for n, at in sorted(by_n.items()):
-        for label in LABELS:
-            if label in at:
-                cells = [_cell(fmt, at[label][key]) for key, _, fmt in keys]
-                lines.append(f"| {n} | {label} | " + " | ".join(cells) + " |")
+HEADLINE_KEYS = (
+    ("status_per_task", "status req/task", "{:.3f}"),
+    ("wall_ratio", "wall/ideal", "{:.2f}"),
+    ("lag_p50", "lag p50 (s)", "{:.2f}"),
+    ("lag_p95", "lag p95 (s)", "{:.2f}"),
+    ("lag_max", "lag max (s)", "{:.2f}"),
+    ("cpu_ms_per_task", "CPU/task (ms)", "{:.2f}"),
+    ("rss_peak_mb", "peak RSS (MiB)", "{:.1f}"),
+)
+
+
+def note(metrics: Metrics) -> str:
+    """What a reader must know about a run besides its figures: deadline, losses, errors."""
+    notes = []
+    if metrics.get("timed_out"):
+        notes.append("stopped at its deadline")
+    if metrics["completed"] < metrics["n"]:
+        notes.append(f"{metrics['completed']:.0f} of {metrics['n']:.0f} returned")
+    if metrics["errors"]:
+        notes.append(f"{metrics['errors']:.0f} errors")
+    return "; ".join(notes)
+
+
+def headline(results: dict[str, ByN]) -> str:
+    """One short table: the key metrics of every scenario, N and client."""
+    head = ["scenario", "N", "client", *[name for _, name, _ in HEADLINE_KEYS], "note"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|---|---:|---" + "|---:" * len(HEADLINE_KEYS) + "|---|",
+    ]
+    for scenario, by_n in results.items():
+        for n, at in sorted(by_n.items()):
+            for label in LABELS:
+                if label in at:
+                    cells = [_cell(fmt, at[label][key]) for key, _, fmt in HEADLINE_KEYS]
+                    row = [scenario, str(n), label, *cells, note(at[label])]
+                    lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def skipped_table(skipped: list[tuple[str, int, str, str]]) -> str:
+    """The combinations the matrix left out, and why."""
+    if not skipped:
+        return "_None: every client ran in every scenario and N of this run._"
+    lines = ["| scenario | N | client | why |", "|---|---:|---|---|"]
+    lines += [f"| {scenario} | {n} | {label} | {why} |" for scenario, n, label, why in skipped]
+    return "\n".join(lines)
+
+
+def charts_lines(charts: list[tuple[str, str]] | str) -> list[str]:
+    """Markdown image links (title, path relative to the report), or why there are none."""
+    if isinstance(charts, str):
+        return [f"_{charts}_"]
+    lines: list[str] = []
+    for title, path in charts:
+        lines += [f"![{title}]({path})", ""]
+    return lines[:-1]
 
 
 BEFORE_AFTER_ROWS = (
@@ -359,13 +425,16 @@ def document(
     mode: str,
     setup: list[str],
     machine_lines: list[str],
-    by_n: dict[int, dict[str, Metrics]],
+    collected: Collected,
     memory: dict[str, Metrics],
     micro: str | None,
+    charts: list[tuple[str, str]] | str,
     analysis: str | None,
     elapsed: float,
 ) -> str:
+    """The whole RESULTS file."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    by_n = collected.results.get(TARGETS, {})
     parts = [
         "# picpik_async benchmark results",
         "",
@@ -383,35 +452,63 @@ def document(
         "",
         "## Headline",
         "",
-        headline(by_n),
+        headline(collected.results),
         "",
-        "## Targets (issue 6)",
+        "## Charts",
+        "",
+        *charts_lines(charts),
+        "",
+        f"## Targets (issue 6, on {TARGETS})",
         "",
         targets_table(targets(by_n, memory)),
         "",
+        "## Skipped combinations",
+        "",
+        skipped_table(collected.skipped),
+        "",
+        *_scenario_sections(collected),
     ]
-    for n, at in sorted(by_n.items()):
-        parts += [f"## N = {n} concurrent prompts", "", scenario_table(at), ""]
     if memory:
         parts += ["## Memory with all N tasks pending", "", memory_table(memory), ""]
-    compared = {n: at for n, at in sorted(by_n.items()) if PREVIOUS in at}
-    if compared:
-        parts += ["## Before / after: the previous defaults", "", *BEFORE_AFTER_NOTE]
-        for n, at in compared.items():
-            parts += [f"### N = {n}", "", before_after_table(at), ""]
+    parts += _before_after_sections(by_n)
     if micro:
         parts += ["## Micro-benchmarks of the pure core", "", micro, ""]
     parts += ["## Definitions", "", *_definitions(), ""]
+    return "\n".join(parts + _analysis_lines(mode, analysis))
+
+
+def _scenario_sections(collected: Collected) -> list[str]:
+    """A section per scenario, a table per N."""
+    parts: list[str] = []
+    for scenario, by_n in collected.results.items():
+        parts += [f"## {scenario}: {collected.about.get(scenario, '')}", ""]
+        for n, at in sorted(by_n.items()):
+            parts += [f"### {scenario}, N = {n}", "", scenario_table(at), ""]
+    return parts
+
+
+def _before_after_sections(by_n: ByN) -> list[str]:
+    """The before/after tables, for the N at which the previous defaults ran."""
+    compared = {n: at for n, at in sorted(by_n.items()) if PREVIOUS in at}
+    if not compared:
+        return []
+    parts = [f"## Before / after: the previous defaults ({TARGETS})", "", *BEFORE_AFTER_NOTE]
+    for n, at in compared.items():
+        parts += [f"### N = {n}", "", before_after_table(at), ""]
+    return parts
+
+
+def _analysis_lines(mode: str, analysis: str | None) -> list[str]:
+    """The hand-written analysis kept from the previous file, or a placeholder."""
     if mode == "quick" and not analysis:
-        parts += ["_A quick run: no hand-written analysis; see RESULTS.md for the full run._", ""]
-        return "\n".join(parts)
+        return ["_A quick run: no hand-written analysis; see RESULTS.md for the full run._", ""]
+    lines = []
     if analysis and mode == "quick":
-        parts += [
+        lines += [
             "> This file now holds a quick run; the analysis below was written for a full one.",
             "",
         ]
-    parts += [analysis or f"{ANALYSIS_START}\n_No analysis written yet._\n{ANALYSIS_END}", ""]
-    return "\n".join(parts)
+    return [*lines, analysis or f"{ANALYSIS_START}\n_No analysis written yet._\n{ANALYSIS_END}", ""]
 
 
 BEFORE_AFTER_NOTE = [

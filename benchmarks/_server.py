@@ -5,10 +5,16 @@ server's CPU is not the client's and no state leaks from one scenario to the nex
 It prints one JSON line (``{"port": ..., "pid": ...}``) on stdout once uvicorn
 accepts connections, and serves until SIGTERM / SIGINT, or until its parent dies.
 
+The task latency is a spec from `_scenarios` (``--latency=lognormal:median=6,...``,
+see `_scenarios.latency_from_spec`) and ``--queue-share`` the part of it a task
+spends queuing. Like `picpik_async.testing.EmulatorServer`, it serves with
+`NoDelayH11Protocol`, so that no answer waits for a delayed ACK.
+
 Besides the emulator's own routes it serves ``GET /_bench/tasks`` (benchmark
-only): every task's creation and finish time and the times it was polled, all on
-this process's ``time.monotonic()`` (CLOCK_MONOTONIC on Linux, the same clock in
-every process), the emulator's counters and this process's CPU seconds.
+only): every task's creation and finish time and the times it was polled, the
+times of every ListRunningTasks answer, all on this process's ``time.monotonic()``
+(CLOCK_MONOTONIC on Linux, the same clock in every process), the emulator's
+counters and this process's CPU seconds.
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import _scenarios
 import attrs
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from picpik_async.testing import Emulator, jittered
+from picpik_async.testing import Emulator
+from picpik_async.testing._server import NoDelayH11Protocol
 from picpik_async.testing._state import ServiceState, Task
 
 # Seconds between two checks that the parent process is still there.
@@ -43,21 +51,40 @@ class RecordingState(ServiceState):
 
     `ServiceState.details` is what a ListTasksDetails request reads; recording
     there costs one list append per polled TaskUID, the same for every client.
+    `ServiceState.running` is what a ListRunningTasks request reads: one answer
+    covers every task, so it is one append per request (`_metrics` counts it as
+    a poll of each task that was running).
     """
 
     polled: dict[str, list[float]] = attrs.Factory(dict)
+    running_polls: list[float] = attrs.Factory(list)
 
     def details(self, uids: Iterable[str]) -> list[Task]:
+        """The known tasks among ``uids``; notes the time against each."""
         found = super().details(uids)
         now = self.clock()
         for task in found:
             self.polled.setdefault(task.uid, []).append(now)
         return found
 
+    def running(self, *args: Any, **kwargs: Any) -> list[Task]:
+        """The tasks not yet over; notes the time of the request.
 
-def build_emulator(latency: float, spread: float, credits: int, seed: int) -> Emulator:
-    """An emulator whose tasks take ``latency * (1 ± spread)`` seconds, with recording state."""
-    emulator = Emulator(latency=jittered(latency, spread=spread), credits=credits, seed=seed)
+        Passes on whatever it is given: a later emulator takes the running
+        list's quirks here.
+        """
+        self.running_polls.append(self.clock())
+        return super().running(*args, **kwargs)
+
+
+def build_emulator(latency: str, queue_share: float, credits: int, seed: int) -> Emulator:
+    """An emulator whose task latencies follow the spec ``latency``, with recording state."""
+    emulator = Emulator(
+        latency=_scenarios.latency_from_spec(latency),
+        queue_share=queue_share,
+        credits=credits,
+        seed=seed,
+    )
     fields = {a.name: getattr(emulator.state, a.name) for a in attrs.fields(ServiceState)}
     emulator.state = RecordingState(**fields)
     return emulator
@@ -82,6 +109,7 @@ def add_bench_route(emulator: Emulator, started_cpu: float) -> None:
                     }
                     for uid, task in state.tasks.items()
                 },
+                "running_polls": list(state.running_polls),
                 "requests": dict(counters.requests),
                 "list_lengths": list(counters.list_lengths),
                 "tasks_created": counters.tasks_created,
@@ -121,13 +149,21 @@ def _watch_parent(server: _Server) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=3.0)
-    parser.add_argument("--spread", type=float, default=0.1)
+    parser.add_argument(
+        "--latency",
+        default=_scenarios.UNIFORM3.spec,
+        help="a latency spec, e.g. uniform:low=2.7,high=3.3 or lognormal:median=6,sigma=0.5",
+    )
+    parser.add_argument("--queue-share", type=float, default=0.3)
     parser.add_argument("--credits", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    try:
+        _scenarios.latency_from_spec(args.latency)
+    except ValueError as error:
+        parser.error(str(error))
 
-    emulator = build_emulator(args.latency, args.spread, args.credits, args.seed)
+    emulator = build_emulator(args.latency, args.queue_share, args.credits, args.seed)
     add_bench_route(emulator, _cpu_seconds())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -135,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     sock.listen(2048)
     config = uvicorn.Config(
         emulator.app,
-        http="h11",
+        http=NoDelayH11Protocol,
         loop="asyncio",
         ws="none",
         lifespan="off",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import queue
 import signal
 import socket
@@ -13,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 import httpx
@@ -123,6 +125,55 @@ def test_busy_port_is_reported() -> None:
         with pytest.raises(OSError, match="in use"):
             second.start()
         assert not second.running
+
+
+def accepted_sockets(server: EmulatorServer) -> list[socket.socket]:
+    """The server side of every connection the server holds open now."""
+    assert server._server is not None
+    connections = server._server.server_state.connections
+    return [conn.transport.get_extra_info("socket") for conn in connections]
+
+
+def test_accepted_sockets_have_tcp_nodelay() -> None:
+    """Every accepted connection has Nagle's algorithm off (TCP_NODELAY).
+
+    Without it a keep-alive client's second request waits for a delayed ACK.
+    """
+    with EmulatorServer() as server, socket.create_connection(("127.0.0.1", server.port)) as peer:
+        peer.sendall(b"GET / HTTP/1.1\r\nHost: emulator\r\n\r\n")
+        assert peer.recv(4096).startswith(b"HTTP/1.1 200")  # the connection is open and served
+        (accepted,) = accepted_sockets(server)
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Return once ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def test_client_gone_mid_body_is_quiet(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that hangs up while sending its body ends that request without a traceback."""
+    for name in ("uvicorn", "uvicorn.error"):  # the CLI's logging set-up stops propagation
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+    caplog.set_level(logging.DEBUG)
+    with EmulatorServer() as server:
+        assert server._server is not None
+        state = server._server.server_state
+        caplog.clear()  # uvicorn's start-up lines
+        with socket.create_connection(("127.0.0.1", server.port)) as peer:
+            head = b"POST / HTTP/1.1\r\nHost: emulator\r\nContent-Length: 1000\r\n\r\n"
+            peer.sendall(head + b'{"Action": ')
+            wait_until(lambda: len(state.tasks) == 1, "the request to reach the app")
+        wait_until(lambda: not state.tasks, "the request to end")
+        assert server.emulator.counters.requests == {}
+        loud = [r for r in caplog.records if r.levelno > logging.DEBUG or r.exc_info]
+    assert not loud, [r.getMessage() for r in loud]
 
 
 # --- the CLI ------------------------------------------------------------------------

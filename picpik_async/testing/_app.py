@@ -6,6 +6,8 @@ I/O shell (Starlette). ``POST /`` takes the signed JSON body of every action
 answer says is decided by `Emulator` through the pure modules; this module only
 reads bodies, sleeps for the slow fault, renders images off the event loop and
 writes (or breaks off) answers. It runs on asyncio and trio alike (anyio).
+A client that hangs up before its body has arrived ends that request quietly
+(one DEBUG line on the ``picpik_async.testing`` logger), not with a traceback.
 
 It never imports `_emulator`: the emulator hands its request path to
 `create_app` as three callables, so the dependency goes one way only.
@@ -13,12 +15,14 @@ It never imports `_emulator`: the emulator hands its request path to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Final
 
 import anyio.to_thread
 from attrs import frozen
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -30,6 +34,8 @@ from ._state import ImageLookup, ImageSpec
 from ._transport import DROP_HEADER
 
 __all__ = ["Ticket", "create_app"]
+
+logger: Final = logging.getLogger("picpik_async.testing")
 
 _HOME = "PICPIK emulator. POST signed JSON requests to / (see picpik_async.testing).\n"
 _IMAGE_ERRORS = {
@@ -67,7 +73,12 @@ def create_app(
     """
 
     async def api(request: Request) -> Response:
-        data = decode_body(await request.body())
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            logger.debug("client gone before its request body arrived; nothing answered")
+            return _NoAnswer()
+        data = decode_body(body)
         ticket = arrive(data)
         if ticket.early.delay > 0:
             await anyio.sleep(ticket.early.delay)
@@ -101,6 +112,17 @@ def _response(answer: HttpAnswer) -> Response:
     return kind(
         answer.content, status_code=answer.status, headers=headers, media_type=answer.media_type
     )
+
+
+class _NoAnswer(Response):
+    """Sends nothing: the client has hung up, so there is nobody to answer.
+
+    uvicorn does not complain about a request that ends unanswered once its
+    client has disconnected.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        return None
 
 
 class _DroppedResponse(Response):
