@@ -241,7 +241,7 @@ FULL = (
     Scenario(UNIFORM3, BURST, (100, 1000, 10_000)),
     Scenario(LOGNORMAL, STEADY, (100, 1000, 10_000)),
     Scenario(UNIFORM3, STEADY, (1000,)),
-    Scenario(LONG, BURST, (1000,)),
+    Scenario(LONG, BURST, (1000, 10_000)),
     Scenario(LONG, STEADY, (1000,)),
     Scenario(LOGNORMAL, BURST, (1000,)),
 )

@@ -193,9 +193,10 @@ class PollSettings:
         running_set: watch pending tasks with one ListRunningTasks per tick and
             fetch the details only of those that left the list (the default);
             False polls every task on its own schedule above.
-        running_interval: seconds between two ListRunningTasks while tasks are
-            watched that way (half of it while fewer than 200 are; twice it after
-            3 s in which none left the list).
+        running_interval: seconds between two ticks while tasks are watched that
+            way (half of it while fewer than 200 are; twice it after 3 s in which
+            none ended). While all of them fit in one ListTasksDetails, the tick
+            is that request instead of a ListRunningTasks.
         running_grace: seconds a new task may be missing from the running list
             before its absence counts (the list may not show it at once).
         running_retry: seconds the poller keeps to each task's own schedule after
@@ -203,7 +204,7 @@ class PollSettings:
 
     Example:
         >>> PollSettings(poll_initial=0.5).poll_batch_size
-        100
+        200
     """
 
     poll_initial: float = field(default=1.5, validator=_positive)
@@ -211,7 +212,7 @@ class PollSettings:
     poll_growth: float = field(default=1.25, validator=_positive)
     poll_jitter: float = field(default=0.1, validator=_fraction)
     poll_grid: float = field(default=0.25, validator=_positive)
-    poll_batch_size: int = field(default=100, validator=_count(1, 1000))
+    poll_batch_size: int = field(default=200, validator=_count(1, 1000))
     poll_concurrency: int = field(default=4, validator=_count(1, 64))
     max_misses: int = field(default=5, validator=_count(1, 1000))
     max_failures: int = field(default=10, validator=_count(1, 1000))
@@ -360,6 +361,9 @@ class PollSchedule:
     paused_until: float = field(default=-math.inf)
     failures_in_row: int = field(default=0)
     running_off_until: float = field(default=-math.inf)
+    #: Up to this many tasks watched by the list, a tick is one ListTasksDetails
+    #: of them all instead (None: as many as fit in one request).
+    details_tick_up_to: int | None = field(default=None)
     _entries: dict[str, _Entry] = field(factory=dict, init=False)
     _unknown_words: set[str] = field(factory=set, init=False)
     _by_list: int = field(default=0, init=False)
@@ -617,12 +621,22 @@ class PollSchedule:
             >>> s.step(now=1.0)
             Step(chunks=(('u1',),), sleep=inf, tick=False)
         """
-        chunks = tuple(tuple(chunk) for chunk in self.take_due(now))
         tick_at = self._tick_time()
         tick = tick_at is not None and tick_at <= now
-        if tick:
+        up_to = self.batch_size if self.details_tick_up_to is None else self.details_tick_up_to
+        if tick and self._by_list <= up_to and now >= self.paused_until:
+            # Every task the list watches fits in one ListTasksDetails: that one
+            # request is the tick, and it says more than the list would.
+            tick = False
+            for entry in self._entries.values():
+                if entry.by_list and not entry.in_flight:
+                    entry.due = now
+            self._next_tick = now + self._tick_interval(now)
+            tick_at = self._next_tick
+        elif tick:
             self._tick_in_flight = True
             tick_at = None
+        chunks = tuple(tuple(chunk) for chunk in self.take_due(now))
         times = [t for t in (self.next_due(), tick_at) if t is not None]
         return Step(chunks, max(0.0, min(times) - now) if times else math.inf, tick)
 
@@ -671,6 +685,9 @@ class PollSchedule:
         if entry is not None and entry.absent:
             self._absences += 1
             self._dropouts += status is TaskStatus.PENDING
+        elif entry is not None and entry.by_list and status is not TaskStatus.PENDING:
+            self._last_change = now  # a tick made of details saw a task end
+            self._next_tick = min(self._next_tick, now + self._tick_interval(now))
         match status:
             case TaskStatus.PENDING:
                 self.pending(uid, now)

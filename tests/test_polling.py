@@ -193,10 +193,10 @@ class TestSettings:
     """PollSettings takes numbers and refuses bad ones."""
 
     def test_defaults(self) -> None:
-        """The defaults of docs/protocol.md, "Polling": 1.5 s, x1.25, 8 s, 100 UIDs, 0.5 s ticks."""
+        """The defaults of docs/protocol.md, "Polling": 1.5 s, x1.25, 8 s, 200 UIDs, 0.5 s ticks."""
         settings = PollSettings()
         assert (settings.poll_initial, settings.poll_growth, settings.poll_max) == (1.5, 1.25, 8.0)
-        assert (settings.poll_batch_size, settings.poll_concurrency) == (100, 4)
+        assert (settings.poll_batch_size, settings.poll_concurrency) == (200, 4)
         assert settings.running_set
         assert (settings.running_interval, settings.running_grace) == (0.5, 1.0)
         assert settings.running_retry == 60.0
@@ -863,8 +863,8 @@ FINISHED = "Finished"
 
 
 def listed(**kwargs: Any) -> PollSchedule:
-    """A schedule that watches new tasks through the running list."""
-    return schedule(LISTED, running_list=True, **kwargs)
+    """A schedule that watches new tasks through the running list (never a details tick)."""
+    return schedule(LISTED, running_list=True, details_tick_up_to=0, **kwargs)
 
 
 def finished(uid: str) -> TaskDetail:
@@ -1047,3 +1047,33 @@ class TestRunningList:
         assert not s.step(now=5.0).tick
         s.on_running(["u1"], now=5.0)
         assert s.step(now=6.0).tick  # quiet for 5 s: 1 s between ticks
+
+
+class TestDetailsTick:
+    """While every listed task fits in one ListTasksDetails, that request is the tick."""
+
+    def test_few_tasks_are_asked_for_directly(self) -> None:
+        """Two tasks, a batch of three: each tick is one details request of both."""
+        s = schedule(LISTED, running_list=True)
+        s.watch("u1", now=0.0)
+        s.watch("u2", now=0.0)
+        assert s.step(now=0.5) == Step((("u1", "u2"),), 0.5, tick=False)
+        s.on_answer(["u1", "u2"], [detail("Running", uid="u1"), finished("u2")], now=0.5)
+        assert s.watched_by_list() == 1  # still watched through the tick, not its own schedule
+        assert s.step(now=1.0) == Step((("u1",),), 0.5, tick=False)
+
+    def test_more_tasks_than_a_request_holds_use_the_list(self) -> None:
+        """Four tasks, a batch of three: the tick is a ListRunningTasks."""
+        s = schedule(LISTED, running_list=True)
+        for i in range(4):
+            s.watch(f"u{i}", now=0.0)
+        assert s.step(now=0.5).tick
+
+    def test_a_task_ending_counts_as_a_change(self) -> None:
+        """A details tick that sees a task end keeps the ticks at their short interval."""
+        s = schedule(LISTED, running_list=True)
+        s.watch("u1", now=0.0)
+        s.watch("u2", now=0.0)
+        s.step(now=3.5)
+        s.on_answer(["u1", "u2"], [detail("Running", uid="u1"), finished("u2")], now=3.5)
+        assert s.step(now=3.5).sleep == 0.5

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 from conftest import FAST_POLL, make_client, status_requests
 from hostile import HostileServer, Received, Reply, Script, envelope
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.anyio
 
 RUNNING = "ListRunningTasks"
 DETAILS = "ListTasksDetails"
+#: Lists of 5: more tasks than that are watched through ListRunningTasks, not a details tick.
+LIST_POLL = attrs.evolve(FAST_POLL, poll_batch_size=5)
 
 
 async def generate_all(emulator: Emulator, count: int, **options: Any) -> list[object]:
@@ -35,6 +38,7 @@ async def generate_all(emulator: Emulator, count: int, **options: Any) -> list[o
         except picpik.PicpikError as error:
             outcomes.append(error)
 
+    options.setdefault("poll", LIST_POLL)
     async with make_client(emulator, **options) as client, anyio.create_task_group() as group:
         for i in range(count):
             group.start_soon(one, client, i)
@@ -61,7 +65,16 @@ async def test_each_task_is_fetched_once_after_it_leaves_the_list() -> None:
     all_fine(outcomes, emulator, 60)
     assert sum(emulator.counters.list_lengths) == 60  # each TaskUID asked for once
     assert emulator.counters.requests[RUNNING] > 0
-    assert status_requests(emulator) < 60 / 2
+    assert status_requests(emulator) < 60
+
+
+async def test_few_tasks_are_asked_for_in_one_details_request_a_tick() -> None:
+    """All pending tasks fit in one ListTasksDetails: that is the tick, no ListRunningTasks."""
+    emulator = Emulator(latency=0.3, seed=9)
+    outcomes = await generate_all(emulator, 20, poll=FAST_POLL)
+    all_fine(outcomes, emulator, 20)
+    assert emulator.counters.requests[RUNNING] == 0
+    assert emulator.counters.requests[DETAILS] <= 0.6 / FAST_POLL.running_interval * 2 + 2
 
 
 async def test_a_refused_list_is_set_aside(caplog: pytest.LogCaptureFixture) -> None:

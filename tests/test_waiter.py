@@ -563,6 +563,8 @@ class TestOnUpdate:
 
 #: The running-set defaults, with the per-task schedule of EXACT behind them.
 LISTED = attrs.evolve(EXACT, poll_batch_size=100, running_grace=1.0, running_retry=100.0)
+#: As LISTED, with a batch so small that a list of two tasks is asked with ListRunningTasks.
+LISTED_SMALL_BATCH = attrs.evolve(LISTED, poll_batch_size=1)
 
 
 class TestRunningSet:
@@ -583,31 +585,33 @@ class TestRunningSet:
         assert len(service.calls) == 10  # 100 a request, right after the ticks at 3.25-4.25 s
 
     async def test_a_result_comes_one_tick_after_the_task_is_done(self) -> None:
-        """The lag is at most one tick: a task done at 2.3 s is returned at 2.5 s."""
+        """One task fits one details request: that request is the tick, every 0.25 s."""
         service = FakeService(finish_at({"u": 2.3}))
         running_list = FakeRunningList(until({"u": 2.3}))
         async with open_waiter(service, LISTED, running_list) as waiter:
             await waiter.wait("u")
             assert anyio.current_time() == 2.5
-        assert [call.at for call in service.calls] == [2.5]
+        assert service.times() == [0.25 * k for k in range(1, 11)]
+        assert running_list.calls == []
 
     async def test_a_refused_list_falls_back_and_is_retried_later(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
         """RetCode 161: logged once at INFO, per-task polls; the list is tried again later."""
         caplog.set_level(logging.INFO, logger="picpik_async")
-        service = FakeService(finish_at({"a": 3.0, "b": 200.6}))
+        done = {"a": 3.0, "a2": 3.0, "b": 200.6, "b2": 200.6}
+        service = FakeService(finish_at(done))
         refused = picpik.APIError("no", ret_code=161)
-        running_list = FakeRunningList(until({"b": 200.6}), error=refused)
-        async with open_waiter(service, LISTED, running_list) as waiter:
-            await waiter.wait("a")
+        running_list = FakeRunningList(until(done), error=refused)
+        async with open_waiter(service, LISTED_SMALL_BATCH, running_list) as waiter:
+            await wait_all(waiter, ["a", "a2"])
             assert running_list.calls == [0.25]
-            assert [call.at for call in service.calls] == [1.0, 3.0]  # the per-task schedule
+            assert service.times() == [1.0, 1.0, 3.0, 3.0]  # the per-task schedule
             running_list.error = None
             await anyio.sleep(200.0 - anyio.current_time())
-            await waiter.wait("b")
+            await wait_all(waiter, ["b", "b2"])
         assert running_list.calls[1:] == [200.25, 200.5, 200.75]  # in use again after the pause
-        assert [call.at for call in service.calls][2:] == [200.75]
+        assert service.times()[4:] == [200.75, 200.75]
         off = [r for r in caplog.records if "own schedule" in r.getMessage()]
         assert [r.levelname for r in off] == ["INFO"]
 
