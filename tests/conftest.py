@@ -12,6 +12,18 @@ from picpik_async.testing import Emulator
 
 #: Retries and polls sized for an emulator whose tasks take a fraction of a second.
 FAST_RETRY = picpik.RetryPolicy(max_attempts=10, backoff_initial=0.005, backoff_max=0.02)
+#: No jitter: every poll time of the pure schedule and the fake-clock waiter can be
+#: worked out by hand.
+EXACT_POLL = picpik.PollSettings(
+    poll_initial=1.0,
+    poll_max=5.0,
+    poll_growth=2.0,
+    poll_jitter=0.0,
+    poll_grid=0.25,
+    poll_batch_size=3,
+    max_misses=3,
+    max_failures=3,
+)
 FAST_POLL = picpik.PollSettings(
     poll_initial=0.05, poll_max=0.2, poll_grid=0.05, running_interval=0.1, running_grace=0.05
 )

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+from conftest import EXACT_POLL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,16 +39,7 @@ from picpik_async._polling import (
 )
 
 # Deterministic settings: no jitter, so every due time can be computed by hand.
-EXACT = PollSettings(
-    poll_initial=1.0,
-    poll_max=5.0,
-    poll_growth=2.0,
-    poll_jitter=0.0,
-    poll_grid=0.25,
-    poll_batch_size=3,
-    max_misses=3,
-    max_failures=3,
-)
+EXACT = EXACT_POLL
 
 
 def detail(status: str, error_code: int = 0, uid: str = "u1") -> TaskDetail:
@@ -919,13 +911,19 @@ class TestRunningList:
         s.on_running(["u2"], now=4.0)  # u1 left: a change
         assert s.step(now=4.0) == Step((("u1",),), 0.5, tick=False)
 
-    def test_a_task_that_left_is_fetched_once(self) -> None:
-        """Seen in the list, then missing from it: its details are due at once."""
+    @staticmethod
+    def u1_left() -> PollSchedule:
+        """u1 and u2 were listed at 0.5 s; at 1.0 s only u2 is."""
         s = listed()
         s.watch("u1", now=0.0)
         s.watch("u2", now=0.0)
         s.on_running(["u1", "u2"], now=0.5)
         s.on_running(["u2"], now=1.0)
+        return s
+
+    def test_a_task_that_left_is_fetched_once(self) -> None:
+        """Seen in the list, then missing from it: its details are due at once."""
+        s = self.u1_left()
         assert s.step(now=1.0).chunks == (("u1",),)
         assert s.on_answer(["u1"], [finished("u1")], now=1.0) == [Settle("u1", finished("u1"))]
         assert "u1" not in s
@@ -950,11 +948,7 @@ class TestRunningList:
 
     def test_absent_but_pending_keeps_to_its_own_schedule(self) -> None:
         """Left the list yet still running: polled on its own schedule from then on."""
-        s = listed()
-        s.watch("u1", now=0.0)
-        s.watch("u2", now=0.0)
-        s.on_running(["u1", "u2"], now=0.5)
-        s.on_running(["u2"], now=1.0)
+        s = self.u1_left()
         s.step(now=1.0)
         assert s.on_answer(["u1"], [detail("Running")], now=1.0) == [Update(detail("Running"))]
         assert s.watched_by_list() == 1

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
+from conftest import EXACT_POLL
 from trio.testing import MockClock
 
 import picpik_async as picpik
@@ -29,16 +30,7 @@ from picpik_async._waiter import TaskWaiter
 pytestmark = pytest.mark.anyio
 
 #: No jitter: every poll time can be worked out by hand.
-EXACT = picpik.PollSettings(
-    poll_initial=1.0,
-    poll_max=5.0,
-    poll_growth=2.0,
-    poll_jitter=0.0,
-    poll_grid=0.25,
-    poll_batch_size=3,
-    max_misses=3,
-    max_failures=3,
-)
+EXACT = EXACT_POLL
 
 #: A parameter error (the service refusing the list), and a transient one.
 REFUSED = picpik.APIError("TaskUIDList invalid", ret_code=160)
