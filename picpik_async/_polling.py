@@ -369,6 +369,7 @@ class PollSchedule:
     _by_list: int = field(default=0, init=False)
     _next_tick: float = field(default=math.inf, init=False)
     _tick_in_flight: bool = field(default=False, init=False)
+    _tick_sent: float = field(default=0.0, init=False)
     _last_change: float = field(default=0.0, init=False)
     _absences: int = field(default=0, init=False)
     _dropouts: int = field(default=0, init=False)
@@ -577,7 +578,9 @@ class PollSchedule:
                 left = True
         if left:
             self._last_change = now
-        self._next_tick = now + self._tick_interval(now) if self._by_list else math.inf
+        # Paced from when the tick was sent: a slow answer does not stretch the interval.
+        interval = self._tick_interval(now)
+        self._next_tick = self._tick_sent + interval if self._by_list else math.inf
 
     def on_running_failure(self, error: PicpikError, now: float) -> list[Decision]:
         """A ListRunningTasks request failed (after retries) or was refused.
@@ -635,6 +638,7 @@ class PollSchedule:
             tick_at = self._next_tick
         elif tick:
             self._tick_in_flight = True
+            self._tick_sent = now
             tick_at = None
         chunks = tuple(tuple(chunk) for chunk in self.take_due(now))
         times = [t for t in (self.next_due(), tick_at) if t is not None]

@@ -883,6 +883,15 @@ class TestRunningList:
         s.on_running(["u1"], now=0.5)
         assert s.step(now=0.5) == Step((), 0.5, tick=False)
 
+    def test_a_slow_answer_does_not_stretch_the_interval(self) -> None:
+        """Ticks are paced from when they were sent, not from when they were answered."""
+        s = listed()
+        s.watch("u1", now=0.0)
+        assert s.step(now=0.5).tick
+        s.on_running(["u1"], now=0.7)  # answered 0.2 s later
+        assert s.step(now=0.7).sleep == pytest.approx(0.3)  # next tick at 1.0, not 1.2
+        assert s.step(now=1.0).tick
+
     def test_ticks_stop_when_nobody_waits(self) -> None:
         """No task watched: no tick is due."""
         s = listed()
@@ -906,8 +915,10 @@ class TestRunningList:
         s = listed()
         s.watch("u1", now=0.0)
         s.watch("u2", now=0.0)
+        assert s.step(now=3.0).tick
         s.on_running(["u1", "u2"], now=3.0)
         assert s.step(now=3.0).sleep == 1.0  # 0.5 s doubled
+        assert s.step(now=4.0).tick
         s.on_running(["u2"], now=4.0)  # u1 left: a change
         assert s.step(now=4.0) == Step((("u1",),), 0.5, tick=False)
 
