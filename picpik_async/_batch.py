@@ -1,7 +1,15 @@
-"""Resumable batch runs: prompts in, images out, and a journal that never pays twice.
+"""Resumable batch runs: prompts in, images out, and a ledger that never pays twice.
 
-The journal is an append-only JSONL file in the output folder. Each line is one
-event of one prompt, keyed by a stable prompt key:
+Each prompt is a row of the ledger (`_ledger`: its states and rules;
+`_ledger_stores`: SQLite in the output folder, or PostgreSQL). `Worker` does
+one row: claim it (committed before the submit is sent), record the TaskUID
+right after, wait, download, settle. `run_batch` runs every row of a run on
+one machine; `_distributed` hands the same `Worker` chunks of rows as
+Procrastinate jobs.
+
+Runs made before the ledger kept a journal, an append-only JSONL file in the
+output folder; `import_journal` reads it into the ledger on resume. Each line
+was one event of one prompt, keyed by a stable prompt key:
 
     {"key": ..., "event": "submitting", "request_uuid": ..., "prompt": ...}
     {"key": ..., "event": "submitted",  "task_uid": ...}
@@ -9,18 +17,18 @@ event of one prompt, keyed by a stable prompt key:
     {"key": ..., "event": "failed",     "error": ...}
     {"key": ..., "event": "unknown",    "error": ...}
 
-"submitting" is written *before* the request is sent, so a run killed mid-submit
-leaves a prompt whose outcome is unknown rather than one that looks unsent: a
-re-run never sends it again unless asked to (`retry_unknown`, with the same
-request_uuid). Reading and folding the journal is pure; `run_batch` does the I/O.
+"submitting" was written *before* the request was sent, as a claim is now.
+Reading and folding the journal is pure.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -28,14 +36,16 @@ from typing import Any, Final, Literal
 import anyio
 from attrs import define, evolve, field, frozen
 
+from . import _ledger as rules
 from ._actions import GenerateOptions, sdxl_request
 from ._client import AsyncClient
 from ._errors import PicpikError, SubmitOutcomeUnknownError, ValidationError
 from ._images import to_data_uri
-from ._models import TaskHandle
+from ._ledger import NewRow, Row
+from ._ledger_stores import Ledger
 from ._protocol import new_request_uuid
 
-__all__ = ["BatchItem", "BatchState", "Journal", "read_prompts", "run_batch"]
+__all__ = ["BatchItem", "BatchProgress", "Worker", "import_journal", "read_prompts", "run_batch"]
 
 JOURNAL_NAME: Final = "picpik-journal.jsonl"
 Phase = Literal["new", "submitting", "submitted", "finished", "failed", "unknown"]
@@ -61,6 +71,8 @@ class BatchState:
     task_uid: str | None = None
     files: tuple[str, ...] = ()
     error: str | None = None
+    seed: int | None = None
+    credits: int | None = None
 
 
 def read_prompts(text: str, *, jsonl: bool | None = None) -> list[BatchItem]:
@@ -109,13 +121,14 @@ def _parse_line(line: str, number: int) -> tuple[str, dict[str, Any]]:
 
 @define
 class Journal:
-    """The append-only journal of a batch's output folder.
+    """The folded journal of a batch folder made before the ledger (read-only).
 
     Example:
         >>> import tempfile
-        >>> journal = Journal(Path(tempfile.mkdtemp()) / JOURNAL_NAME)
-        >>> journal.record("k", "submitting", request_uuid="u")
-        >>> journal.state("k").phase
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / JOURNAL_NAME).write_text(
+        ...     '{"key": "k", "event": "submitting", "request_uuid": "u"}\\n', encoding="utf-8")
+        >>> Journal.open(folder).state("k").phase
         'submitting'
     """
 
@@ -124,7 +137,7 @@ class Journal:
 
     @classmethod
     def open(cls, folder: Path) -> Journal:
-        """Load the journal of `folder` (empty when there is none yet)."""
+        """Load the journal of `folder` (empty when there is none)."""
         journal = cls(folder / JOURNAL_NAME)
         if journal.path.exists():
             for line in journal.path.read_text(encoding="utf-8").splitlines():
@@ -142,19 +155,6 @@ class Journal:
     def state(self, key: str) -> BatchState:
         """The folded state of one prompt key."""
         return self.states.get(key, BatchState())
-
-    def record(self, key: str, event: str, **data: Any) -> None:
-        """Append one event and fold it in.
-
-        The line is flushed before this returns, so it survives the process being
-        killed right after (a "submitting" line is on disk before the request leaves).
-        """
-        line = json.dumps({"key": key, "event": event, **data}, ensure_ascii=False)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as file:
-            file.write(line + "\n")
-            file.flush()
-        self._fold(line)
 
 
 def _error_text(event: Mapping[str, Any]) -> str:
@@ -179,12 +179,63 @@ def _apply(state: BatchState, event: Mapping[str, Any]) -> BatchState:
         return state
     name, read = _TRANSITIONS[kind]
     changes: dict[str, Any] = {"phase": kind, name: read(event)}
+    if kind == "finished":  # what the ledger keeps beside the files
+        changes.update(
+            seed=_int_or_none(event.get("seed")), credits=_int_or_none(event.get("credits"))
+        )
     return evolve(state, **changes)
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+#: Journal phases as ledger states ("submitting" was a claim).
+_JOURNAL_STATES: Final[Mapping[str, rules.State]] = {
+    "submitting": "claimed",
+    "submitted": "submitted",
+    "finished": "finished",
+    "failed": "failed",
+    "unknown": "unknown",
+}
+
+
+async def import_journal(ledger: Ledger, run_id: str, folder: Path) -> int:
+    """Read a pre-ledger journal of `folder` into the run, once; the rows it set.
+
+    Only rows still new take the journal's state, so importing twice (or after
+    the ledger moved on) changes nothing. A prompt the journal had as
+    "submitting" becomes claimed, and then unknown like any orphaned claim.
+
+    Example:
+        >>> # await import_journal(ledger, "prompts-1a2b3c4d", Path("out"))
+    """
+    journal = Journal.open(folder)
+    marker = f"journal-imported:{run_id}"
+    if not journal.states or await ledger.get_meta(marker) is not None:
+        return 0
+    changed = 0
+    for key, state in journal.states.items():
+        if state.phase == "new":
+            continue
+        moved = await ledger.run(
+            rules.restore(
+                run_id, key, _JOURNAL_STATES[state.phase], request_uuid=state.request_uuid,
+                task_uid=state.task_uid, files=state.files, error=state.error,
+                seed=state.seed, credits=state.credits, now=time.time(),
+            )
+        )  # fmt: skip
+        changed += bool(moved)
+    await ledger.set_meta(marker, str(journal.path))
+    return changed
 
 
 @define
 class BatchProgress:
-    """Counts a batch run reports as it goes."""
+    """Counts a batch run reports as it goes.
+
+    `unsent` counts prompts left new because the run's credit budget is spent.
+    """
 
     total: int
     done: int = 0
@@ -192,65 +243,18 @@ class BatchProgress:
     unknown: int = 0
     skipped: int = 0
     submitted: int = 0
+    unsent: int = 0
 
     @property
     def pending(self) -> int:
-        """Prompts neither done, failed nor unknown yet."""
-        return self.total - self.done - self.failed - self.unknown
+        """Prompts neither done, failed, unknown nor left unsent yet."""
+        return self.total - self.done - self.failed - self.unknown - self.unsent
 
 
-Listener = Callable[[BatchProgress, BatchItem, BatchState], None]
+Listener = Callable[[BatchProgress, Row], None]
 
-
-async def run_batch(
-    client: AsyncClient,
-    items: Iterable[BatchItem],
-    out: Path,
-    *,
-    concurrency: int = 8,
-    defaults: Mapping[str, Any] | None = None,
-    retry_unknown: bool = False,
-    stop: anyio.Event | None = None,
-    on_change: Listener | None = None,
-    timeout: float | None = None,
-) -> tuple[BatchProgress, Journal]:
-    """Run (or resume) a batch: skip finished prompts, wait for submitted ones, send new ones.
-
-    When `stop` is set, no new submit starts; submits in flight finish and are
-    journaled, and waits end (their TaskUIDs are in the journal for the next run).
-
-    Example:
-        >>> # progress, journal = await run_batch(client, read_prompts(text), Path("out"))
-    """
-    items = list(items)
-    journal = Journal.open(out)
-    progress = BatchProgress(total=len(items))
-    stopper = _Stopper(stop or anyio.Event())
-    slots = anyio.Semaphore(concurrency)
-
-    def changed(item: BatchItem) -> None:
-        if on_change is not None:
-            on_change(progress, item, journal.state(item.key))
-
-    async def one(item: BatchItem) -> None:
-        try:
-            await _run_item(client, item, out, journal, progress, defaults or {}, retry_unknown,
-                            stopper, timeout)  # fmt: skip
-        finally:
-            slots.release()
-            changed(item)
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(stopper.watch)
-        async with anyio.create_task_group() as workers:
-            for item in items:
-                await slots.acquire()
-                if stopper.event.is_set():
-                    slots.release()
-                    break
-                workers.start_soon(one, item)
-        group.cancel_scope.cancel()
-    return progress, journal
+#: How often a submit that does not fit the budget looks again while others are in flight.
+BUDGET_RECHECK: Final = 0.2
 
 
 @define
@@ -277,89 +281,202 @@ class _Stopper:
             scope.cancel()
 
 
-async def _run_item(
-    client: AsyncClient,
-    item: BatchItem,
-    out: Path,
-    journal: Journal,
-    progress: BatchProgress,
-    defaults: Mapping[str, Any],
-    retry_unknown: bool,
-    stopper: _Stopper,
-    timeout: float | None,
-) -> None:
-    state = journal.state(item.key)
-    if state.phase == "finished":
-        progress.done += 1
-        progress.skipped += 1
-        return
-    if state.phase == "failed" or (state.phase in ("unknown", "submitting") and not retry_unknown):
-        _count_final(progress, state.phase)
-        return
-    task_uid = state.task_uid
-    if task_uid is None:
-        handle = await _submit(client, item, journal, defaults, state.request_uuid)
-        if handle is None:
-            _count_final(progress, journal.state(item.key).phase)
-            return
-        progress.submitted += 1
-        task_uid = handle.task_uid
-    with stopper.cancellable():  # a stop ends the wait; the submit above ran to its end
-        await _wait_and_save(client, item, task_uid, out, journal, progress, timeout)
+@define
+class Worker:
+    """Does rows of a run: one client and one ledger, shared by everything a process runs.
 
+    Example:
+        >>> # worker = Worker(client, ledger, Path("out"))
+        >>> # row = await worker.do(row)
+    """
 
-def _count_final(progress: BatchProgress, phase: str) -> None:
-    if phase == "failed":
-        progress.failed += 1
-    else:
-        progress.unknown += 1
+    client: AsyncClient
+    ledger: Ledger
+    out: Path
+    retry_unknown: bool = False
+    timeout: float | None = None
+    stop: anyio.Event = field(factory=anyio.Event)
+    on_change: Listener | None = None
+    progress: BatchProgress = field(factory=lambda: BatchProgress(total=0))
+    name: str = field(factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
+    _stopper: _Stopper = field(init=False)
 
+    def __attrs_post_init__(self) -> None:
+        self._stopper = _Stopper(self.stop)
 
-async def _submit(
-    client: AsyncClient,
-    item: BatchItem,
-    journal: Journal,
-    defaults: Mapping[str, Any],
-    request_uuid: str | None,
-) -> TaskHandle | None:
-    try:
-        options = GenerateOptions.from_mapping({**defaults, **item.options})
-        uri = await to_data_uri(options.image) if options.image is not None else None
-        request = sdxl_request(item.prompt, options, image_uri=uri)
-    except (PicpikError, TypeError) as error:  # a bad option on this line: nothing was sent
-        journal.record(item.key, "failed", error=str(error))
-        return None
-    uuid = request_uuid or new_request_uuid()
-    journal.record(item.key, "submitting", request_uuid=uuid, prompt=item.prompt)
-    with anyio.CancelScope(shield=True):  # never abandon a submit half way: record its outcome
+    async def watch_stop(self) -> None:
+        """Cancel the waits when `stop` is set (run it in the task group doing the rows)."""
+        await self._stopper.watch()
+
+    async def do(self, row: Row) -> None:
+        """Take one row as far as it goes: skip, submit, wait, or report it."""
         try:
-            handle = await client.submit(request, request_uuid=uuid)
-        except SubmitOutcomeUnknownError as error:
-            journal.record(item.key, "unknown", error=str(error))
+            await self._do(row)
+        finally:
+            if self.on_change is not None:
+                (latest,) = await self.ledger.rows(row.run_id, [row.key])
+                self.on_change(self.progress, latest)
+
+    async def _do(self, row: Row) -> None:
+        progress = self.progress
+        step = rules.next_step(row.state, resend_unknown=self.retry_unknown)
+        if step == "skip":
+            progress.done += 1
+            progress.skipped += 1
+            return
+        if step == "orphaned":
+            await self.ledger.orphan_claims(row.run_id, [row.key])
+            step = rules.next_step("unknown", resend_unknown=self.retry_unknown)
+            if step == "report":
+                progress.unknown += 1
+                return
+        if step == "report":
+            self._count_final(row.state)
+            return
+        task_uid = row.task_uid
+        if step in ("submit", "resend"):
+            task_uid = await self._submit(row, resend=step == "resend")
+            if task_uid is None:
+                return
+        if task_uid is None:  # a submitted row always has one, unless edited by hand
+            await self.ledger.settle(row.run_id, row.key, "failed", error="no TaskUID recorded")
+            self.progress.failed += 1
+            return
+        with self._stopper.cancellable():  # a stop ends the wait; the submit ran to its end
+            await self._wait_and_save(row, task_uid)
+
+    def _count_final(self, state: str) -> None:
+        if state == "failed":
+            self.progress.failed += 1
+        else:
+            self.progress.unknown += 1
+
+    async def _submit(self, row: Row, *, resend: bool) -> str | None:
+        ledger, run_id, key = self.ledger, row.run_id, row.key
+        try:
+            options = GenerateOptions.from_mapping(row.options)
+            uri = await to_data_uri(options.image) if options.image is not None else None
+            request = sdxl_request(row.prompt, options, image_uri=uri)
+        except (PicpikError, TypeError) as error:  # a bad option on this line: nothing was sent
+            await ledger.settle(run_id, key, "failed", error=str(error))
+            self.progress.failed += 1
             return None
-        except PicpikError as error:  # refused by the service: nothing was created
-            journal.record(item.key, "failed", error=str(error))
+        claimed = await self._claim(row, resend=resend)
+        if claimed is None:
             return None
-        journal.record(item.key, "submitted", task_uid=handle.task_uid)
-    return handle
+        with anyio.CancelScope(shield=True):  # never abandon a submit half way: record it
+            try:
+                handle = await self.client.submit(request, request_uuid=claimed)
+            except SubmitOutcomeUnknownError as error:
+                await ledger.settle(run_id, key, "unknown", error=str(error))
+                self.progress.unknown += 1
+                return None
+            except PicpikError as error:  # refused by the service: nothing was created
+                await ledger.settle(run_id, key, "failed", error=str(error))
+                self.progress.failed += 1
+                return None
+            await ledger.submitted(run_id, key, handle.task_uid)
+        self.progress.submitted += 1
+        return handle.task_uid
+
+    async def _claim(self, row: Row, *, resend: bool) -> str | None:
+        """Claim the row (waiting while the budget is held by submits in flight); its uuid."""
+        while True:
+            if self.stop.is_set():
+                return None
+            result = await self.ledger.claim(
+                row.run_id, row.key, request_uuid=new_request_uuid(), worker=self.name,
+                resend=resend,
+            )  # fmt: skip
+            if result.outcome == "claimed":
+                return result.request_uuid
+            if result.outcome == "wait":
+                await anyio.sleep(BUDGET_RECHECK)
+                continue
+            if result.outcome == "exhausted":
+                self.progress.unsent += 1
+            return None  # taken: another worker has it, or it is over
+
+    async def _wait_and_save(self, row: Row, task_uid: str) -> None:
+        try:
+            result = await self.client.wait(task_uid, self.timeout, prompt=row.prompt)
+            paths = await self.client.download(result, self.out)
+        except PicpikError as error:
+            await self.ledger.settle(row.run_id, row.key, "failed", error=str(error))
+            self.progress.failed += 1
+            return
+        await self.ledger.settle(
+            row.run_id, row.key, "finished", files=[p.name for p in paths], seed=result.seed,
+            credits=result.credits,
+        )  # fmt: skip
+        self.progress.done += 1
 
 
-async def _wait_and_save(
+def new_rows(items: Iterable[BatchItem], defaults: Mapping[str, Any] | None = None) -> list[NewRow]:
+    """The ledger rows of a batch's prompts: each line's options over the command's.
+
+    A row keeps every option it is sent with (JSON: a path as its text), so a
+    worker on another machine sends exactly what the command asked for.
+    """
+    base = {name: str(value) if isinstance(value, Path) else value
+            for name, value in (defaults or {}).items()}  # fmt: skip
+    return [NewRow(item.key, item.prompt, {**base, **item.options}) for item in items]
+
+
+async def run_batch(
     client: AsyncClient,
-    item: BatchItem,
-    task_uid: str,
+    items: Sequence[BatchItem],
     out: Path,
-    journal: Journal,
-    progress: BatchProgress,
-    timeout: float | None,
-) -> None:
-    try:
-        result = await client.wait(task_uid, timeout, prompt=item.prompt)
-        paths = await client.download(result, out)
-    except PicpikError as error:
-        journal.record(item.key, "failed", error=str(error))
-        progress.failed += 1
-        return
-    journal.record(item.key, "finished", task_uid=task_uid, files=[p.name for p in paths],
-                   seed=result.seed, credits=result.credits)  # fmt: skip
-    progress.done += 1
+    ledger: Ledger,
+    *,
+    run_id: str,
+    concurrency: int = 8,
+    defaults: Mapping[str, Any] | None = None,
+    retry_unknown: bool = False,
+    stop: anyio.Event | None = None,
+    on_change: Listener | None = None,
+    timeout: float | None = None,
+    max_credits: int | None = None,
+) -> tuple[BatchProgress, list[Row]]:
+    """Run (or resume) a batch on this machine: skip finished prompts, wait for submitted
+    ones, send new ones; returns the progress and the run's rows.
+
+    The run's prompts are added to the ledger first (a prompt it has keeps its
+    state), a journal from before the ledger is imported, and rows claimed by a
+    process that is gone become unknown outcomes. When `stop` is set, no new
+    submit starts; submits in flight finish and are recorded, and waits end
+    (their TaskUIDs are in the ledger for the next run).
+
+    Example:
+        >>> # async with open_ledger(sqlite_url(out)) as ledger:
+        >>> #     progress, rows = await run_batch(client, items, out, ledger, run_id="cats")
+    """
+    await ledger.add_run(run_id, new_rows(items, defaults), max_credits=max_credits)
+    await import_journal(ledger, run_id, out)
+    await ledger.orphan_claims(run_id)
+    wanted = {item.key for item in items}
+    rows = [row for row in await ledger.rows(run_id) if row.key in wanted]
+    worker = Worker(
+        client, ledger, out, retry_unknown=retry_unknown, timeout=timeout,
+        stop=stop or anyio.Event(), on_change=on_change, progress=BatchProgress(total=len(rows)),
+    )  # fmt: skip
+    slots = anyio.Semaphore(concurrency)
+
+    async def one(row: Row) -> None:
+        try:
+            await worker.do(row)
+        finally:
+            slots.release()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.watch_stop)
+        async with anyio.create_task_group() as workers:
+            for row in rows:
+                await slots.acquire()
+                if worker.stop.is_set():
+                    slots.release()
+                    break
+                workers.start_soon(one, row)
+        group.cancel_scope.cancel()
+    final = [row for row in await ledger.rows(run_id) if row.key in wanted]
+    return worker.progress, final

@@ -49,14 +49,7 @@ from picpik_async._actions import (
     ResizeImage,
     sdxl_request,
 )
-from picpik_async._batch import (
-    BatchItem,
-    BatchProgress,
-    BatchState,
-    Journal,
-    read_prompts,
-    run_batch,
-)
+from picpik_async._batch import BatchProgress, read_prompts, run_batch
 from picpik_async._client import AsyncClient
 from picpik_async._errors import (
     AuthenticationError,
@@ -67,6 +60,8 @@ from picpik_async._errors import (
 )
 from picpik_async._files import child_path, text_file_name
 from picpik_async._images import to_data_uri
+from picpik_async._ledger import STATES, Row, check_run_id, default_run_id, parse_ledger_url
+from picpik_async._ledger_stores import LEDGER_NAME, open_ledger, sqlite_url
 from picpik_async._models import Request, SubmitResponse
 from picpik_async._polling import missing_output
 from picpik_async._results import GenerationResult
@@ -550,56 +545,110 @@ def _print_summary(console: Console, result: GenerationResult, paths: list[Path]
         console.print(f"Saved:   {path}")
 
 
+def _ledger_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The --ledger option: where a run's rows are kept."""
+    return click.option(
+        "--ledger",
+        envvar="PICPIK_LEDGER",
+        default=None,
+        metavar="URL",
+        help="sqlite:///path/to/file or postgresql://... "
+        f"[env: PICPIK_LEDGER; default: sqlite in --out, {LEDGER_NAME}].",
+    )(function)
+
+
+def _ledger_url(options: dict[str, Any]) -> tuple[str, str]:
+    """The ledger URL the options ask for, and its kind (a bad URL exits 2)."""
+    url = options["ledger"] or sqlite_url(options["out"])
+    try:
+        kind, _ = parse_ledger_url(url)
+    except PicpikError as error:
+        _fail(error)
+    return url, kind
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 1000),
+              help="Prompts in flight at once (in this process).")  # fmt: skip
 @click.option(
     "--retry-unknown",
     is_flag=True,
     help="Resend prompts whose submit outcome is unknown (same request_uuid; may cost twice).",
 )
+@_ledger_option
+@click.option("--run-id", default=None, help="Name of the run [default: FILE's name and a hash].")
+@click.option("--max-credits", type=click.IntRange(min=1), default=None,
+              help="Spend at most this many credits on the run, across all workers.")  # fmt: skip
+@click.option("--job-size", default=50, show_default=True, type=click.IntRange(1, 10000),
+              help="Prompts per job, with a PostgreSQL ledger.")  # fmt: skip
 @_generate_options
 @_api_options
 def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> None:
     """Generate images for every prompt of FILE, resumably.
 
     FILE holds one prompt a line, or JSON objects with "prompt" and per-line
-    options (width, seed, ...). A journal in --out records every step: running
-    the same command again skips finished prompts, waits for submitted ones and
-    sends only prompts never submitted. Ctrl-C once stops new submits and
-    exits after the ones in flight are recorded; twice exits at once.
+    options (width, seed, ...). A ledger (a SQLite file in --out by default)
+    records every step: running the same command again skips finished
+    prompts, waits for submitted ones and sends only prompts never submitted.
+    Ctrl-C once stops new submits and exits after the ones in flight are
+    recorded; twice exits at once.
+
+    With --ledger postgresql://..., the run is shared: this command stores the
+    prompts, queues them as jobs of --job-size prompts, works on them, and
+    exits when every prompt is over; `picpik worker` processes on any machine
+    help with the jobs.
     """
     console = Console(highlight=False)
+    url, kind = _ledger_url(options)
+    if kind == "postgresql" and options["use_emulator"]:
+        _usage_error("--emulator is embedded in one process, so workers cannot share it: "
+                     "run `picpik emulator` and pass its --base-url")  # fmt: skip
     try:
         items = read_prompts(file.read_text(encoding="utf-8"), jsonl=file.suffix == ".jsonl")
+        run_id = check_run_id(options["run_id"] or default_run_id(str(file.resolve()), file.stem))
     except PicpikError as error:
         _fail(error)
     defaults = _generate_kwargs(options)
 
     async def job() -> int:
         stop = anyio.Event()
-        async with _open_client(options) as client, anyio.create_task_group() as group:
+        async with (
+            open_ledger(url) as ledger,
+            _open_client(options) as client,
+            anyio.create_task_group() as group,
+        ):
             group.start_soon(_watch_interrupts, stop, console)
+            common: dict[str, Any] = {
+                "run_id": run_id, "concurrency": concurrency, "defaults": defaults, "stop": stop,
+                "timeout": options["timeout"], "max_credits": options["max_credits"],
+            }  # fmt: skip
             with _BatchView(console, len(items)) as view:
-                progress, journal = await run_batch(
-                    client,
-                    items,
-                    options["out"],
-                    concurrency=concurrency,
-                    defaults=defaults,
-                    retry_unknown=retry_unknown,
-                    stop=stop,
-                    on_change=view.changed,
-                    timeout=options["timeout"],
-                )
+                if kind == "sqlite":
+                    progress, rows = await run_batch(
+                        client, items, options["out"], ledger, retry_unknown=retry_unknown,
+                        on_change=view.changed, **common,
+                    )  # fmt: skip
+                else:
+                    from picpik_async._distributed import run_distributed
+
+                    progress, rows = await run_distributed(
+                        client, items, options["out"], ledger, url, job_size=options["job_size"],
+                        on_change=view.changed, **common,
+                    )  # fmt: skip
             group.cancel_scope.cancel()
-        _print_batch_table(console, items, journal, progress)
+        counts = _print_batch_table(console, rows, progress, run_id)
         if stop.is_set():
             console.print("Stopped early: run the same command again to resume.")
             return 130
-        return 0 if progress.failed == progress.unknown == 0 else 1
+        return 0 if counts["finished"] == len(rows) else 1
 
     _run(options, job)
+
+
+def _usage_error(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
 
 
 async def _watch_interrupts(stop: anyio.Event, console: Console) -> None:
@@ -649,33 +698,45 @@ class _BatchView:
         if self._bar is not None:
             self._bar.stop()
 
-    def changed(self, progress: BatchProgress, item: BatchItem, state: BatchState) -> None:
+    def changed(self, progress: BatchProgress, row: Row) -> None:
+        finished = progress.done + progress.failed + progress.unknown + progress.unsent
         if self._bar is not None:
-            finished = progress.done + progress.failed + progress.unknown
             self._bar.update(
                 self._task, completed=finished, failed=progress.failed, pending=progress.pending
             )
             return
-        done = progress.done + progress.failed + progress.unknown
-        self._console.print(f"[{done}/{progress.total}] {state.phase}: {item.prompt[:60]}")
+        total = f"/{progress.total}" if progress.total else ""
+        self._console.print(f"[{finished}{total}] {row.state}: {row.prompt[:60]}")
+
+
+def _state_counts(rows: list[Row]) -> dict[str, int]:
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
+    for row in rows:
+        counts[row.state] += 1
+    return counts
 
 
 def _print_batch_table(
-    console: Console, items: list[BatchItem], journal: Journal, progress: BatchProgress
-) -> None:
-    table = Table(title="picpik batch")
+    console: Console, rows: list[Row], progress: BatchProgress, run_id: str
+) -> dict[str, int]:
+    """The run's table and summary line; the counts per state."""
+    table = Table(title=f"picpik batch {run_id}")
     for column in ("prompt", "status", "task", "files"):
         table.add_column(column)
-    for item in items:
-        state = journal.state(item.key)
-        files = ", ".join(state.files) or (state.error or "")[:60]
-        table.add_row(item.prompt[:40], state.phase, state.task_uid or "", files)
+    for row in rows:
+        files = ", ".join(row.files) or (row.error or "")[:60]
+        table.add_row(row.prompt[:40], row.state, row.task_uid or "", files)
     console.print(table)
+    counts = _state_counts(rows)
+    unsent = f", unsent (credit budget spent) {counts['new']}" if progress.unsent else ""
     console.print(
-        f"submitted {progress.submitted}, done {progress.done} (skipped {progress.skipped}), "
-        f"failed {progress.failed}, unknown outcome {progress.unknown}, "
-        f"pending {progress.pending}"
+        f"submitted {progress.submitted}, done {counts['finished']} "
+        f"(skipped {progress.skipped}), failed {counts['failed']}, "
+        f"unknown outcome {counts['unknown']}, pending "
+        f"{counts['claimed'] + counts['submitted'] + (0 if progress.unsent else counts['new'])}"
+        f"{unsent}"
     )
+    return counts
 
 
 @main.group()

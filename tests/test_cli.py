@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -162,18 +164,18 @@ def test_tasks_wait_reports_unknown_tasks(runner: CliRunner, server: EmulatorSer
     assert "no-such-task" in result.output
 
 
-def test_batch_text_file_writes_journal_and_images(runner: CliRunner) -> None:
-    """A text batch saves every image and journals every step, in plain lines."""
+def test_batch_text_file_writes_ledger_and_images(runner: CliRunner) -> None:
+    """A text batch saves every image and records every prompt in the SQLite ledger."""
     Path("prompts.txt").write_text("a cat\n\n# skipped\na dog\na cat\n", encoding="utf-8")
     result = invoke(runner, "batch", "prompts.txt", "--emulator", "--width", "64",
                     "--height", "64", "--out", "out")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(list(Path("out").glob("*.png"))) == 3
-    events = [
-        json.loads(line) for line in Path("out/picpik-journal.jsonl").read_text().splitlines()
-    ]
-    assert [e["event"] for e in events].count("finished") == 3
-    assert len({e["key"] for e in events}) == 3  # the repeated prompt has its own key
+    with closing(sqlite3.connect("out/picpik-ledger.sqlite3")) as db:
+        rows = db.execute("SELECT key, state, task_uid, files FROM picpik_rows").fetchall()
+    assert [state for _, state, _, _ in rows] == ["finished"] * 3
+    assert len({key for key, _, _, _ in rows}) == 3  # the repeated prompt has its own key
+    assert all(uid and json.loads(files) for _, _, uid, files in rows)
     assert "[3/3]" in result.output
     assert CONTROL not in result.output
 
