@@ -48,10 +48,12 @@ from ._actions import (
     RestoreFaces,
     SwitchFace,
 )
+from ._budget import CreditBudget
 from ._client import AsyncClient, ResultStream
 from ._errors import (
     APIError,
     AuthenticationError,
+    BudgetExceededError,
     ClientClosedError,
     ImageExpiredError,
     ImageSaveError,
@@ -99,12 +101,14 @@ __all__ = [
     "BatchSubmitResponse",
     "BlockingImage",
     "BlockingResult",
+    "BudgetExceededError",
     "Client",
     "ClientClosedError",
     "ControlNet",
     "ControlNetModel",
     "Coordinate",
     "CreditBalance",
+    "CreditBudget",
     "DescribeImages",
     "Envelope",
     "ExtractContents",

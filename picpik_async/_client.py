@@ -37,12 +37,14 @@ from ._actions import (
     sdxl_request,
     task_uids_of,
 )
+from ._budget import CreditBudget
 from ._client_actions import ActionMethods, needs_client, needs_open
 from ._decoding import ACCEPT_ENCODING
 from ._errors import (
     ClientClosedError,
     PicpikError,
     ProtocolError,
+    SubmitOutcomeUnknownError,
     TaskFailedError,
     ValidationError,
 )
@@ -280,6 +282,8 @@ class AsyncClient(ActionMethods):
             decoded (default 64 MiB); a larger one is a `ResponseTooLargeError`.
         download_timeout: seconds one attempt of an image download may take, the
             whole image included (default 300); then it is retried.
+        budget: a `CreditBudget`: no task-creating request is sent unless its
+            estimated price fits (`BudgetExceededError` otherwise).
         submit_concurrency: task-creating requests in flight at once. Kept below
             the pool's kept-alive connections, so a burst of thousands of submits
             queues here instead of in httpx, and status polls are not stuck behind
@@ -310,6 +314,7 @@ class AsyncClient(ActionMethods):
         submit_concurrency: int = 28,
         max_download_bytes: int = MAX_DOWNLOAD_BYTES,
         download_timeout: float = DOWNLOAD_TIMEOUT,
+        budget: CreditBudget | None = None,
     ) -> None:
         self.public_key = _key(public_key, "PICPIK_PUBLIC_KEY", "public_key")
         self._private_key = _Secret(_key(private_key, "PICPIK_PRIVATE_KEY", "private_key"))
@@ -336,6 +341,9 @@ class AsyncClient(ActionMethods):
             timeout=download_timeout,
         )
         self._submit_slots = anyio.CapacityLimiter(_positive_int(submit_concurrency, "submit"))
+        if budget is not None and not isinstance(budget, CreditBudget):
+            raise ValidationError(f"budget must be a CreditBudget, got {budget!r}")
+        self.budget = budget
         self._task_group: TaskGroup | None = None
         self._waiter: TaskWaiter | None = None
 
@@ -579,8 +587,18 @@ class AsyncClient(ActionMethods):
         _plain_callback(on_update, "on_update")
         if self._waiter is None:  # _check_usable refused this already; for mypy
             raise ClientClosedError("wait() needs the client open")
-        detail = await self._waiter.wait(uid, timeout, on_update)
+        try:
+            detail = await self._waiter.wait(uid, timeout, on_update)
+        except TaskFailedError:
+            if self.budget is not None:
+                self.budget.failed(uid)
+            raise
         problem = missing_output(detail, expects)
+        if self.budget is not None:
+            if problem is None:
+                self.budget.finished(uid, detail.consume_api_point)
+            else:
+                self.budget.failed(uid)
         if problem is not None:
             raise TaskFailedError(uid, detail.error_code, problem, detail.status)
         return GenerationResult.from_detail(
@@ -641,7 +659,7 @@ class AsyncClient(ActionMethods):
     ) -> GenerationResult:
         image_uri = await to_data_uri(options.image) if options.image is not None else None
         request = sdxl_request(prompt, options, image_uri=image_uri)
-        handle = await self.submit(request)
+        (handle,) = await self._submit_tasks(request, None, wait_for_budget=True)
         if on_submit is not None:
             on_submit(handle)
         return await self._wait(handle, timeout, prompt, None, expects=request.output)
@@ -794,11 +812,37 @@ class AsyncClient(ActionMethods):
         Example:
             >>> # handles = await client.submit_tasks(RemoveBackgroundsInBatch(raw_images=uris))
         """
+        return await self._submit_tasks(request, request_uuid, wait_for_budget=False)
+
+    async def _submit_tasks(
+        self,
+        request: Request[SubmitResponse],
+        request_uuid: str | None,
+        *,
+        wait_for_budget: bool,
+    ) -> list[TaskHandle]:
         if not request.creates_task:
             raise ValidationError(f"{request.action} does not create a task; use call()")
         uuid = request_uuid or new_request_uuid()
-        answer = await self.call(request, request_uuid=uuid)
-        return [TaskHandle(uid, uuid) for uid in task_uids_of(answer)]
+        if self.budget is None:
+            answer = await self.call(request, request_uuid=uuid)
+            return [TaskHandle(uid, uuid) for uid in task_uids_of(answer)]
+        budget = self.budget
+        reservation = await budget.reserve(request, wait=wait_for_budget)
+        try:
+            answer = await self.call(request, request_uuid=uuid)
+            handles = [TaskHandle(uid, uuid) for uid in task_uids_of(answer)]
+        except SubmitOutcomeUnknownError:
+            budget.unknown(reservation)
+            raise
+        except PicpikError:  # refused, or never sent: nothing was created
+            budget.refused(reservation)
+            raise
+        except BaseException:  # cancelled mid-flight: the task may exist
+            budget.unknown(reservation)
+            raise
+        budget.submitted(reservation, [h.task_uid for h in handles])
+        return handles
 
     @needs_open
     async def submit_and_wait(
@@ -816,7 +860,7 @@ class AsyncClient(ActionMethods):
         Example:
             >>> # result = await client.submit_and_wait(GenerateBackgrounds(...), timeout=300)
         """
-        handle = await self.submit(request)
+        handle = await self.submit(request)  # refuses a request that makes several tasks
         return await self._wait(handle, timeout, prompt, None, expects=request.output)
 
 

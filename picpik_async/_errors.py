@@ -6,6 +6,7 @@ PURE: no I/O, no anyio, no httpx.
     ├── ValidationError (also a ValueError)   bad input, raised before any I/O
     ├── ClientClosedError (also a RuntimeError)  the client is closed or not open for the call
     ├── ImageSaveError (also an OSError)       writing a downloaded image failed midway
+    ├── BudgetExceededError                   a submit would pass the client's CreditBudget
     ├── APIError                              non-zero RetCode or HTTP error answer
     │   ├── AuthenticationError                   signature or key problems
     │   ├── RateLimitError                        HTTP 429 or a throttling RetCode
@@ -31,6 +32,7 @@ from typing import Final, NamedTuple
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BudgetExceededError",
     "ClientClosedError",
     "ImageExpiredError",
     "ImageSaveError",
@@ -56,6 +58,22 @@ class PicpikError(Exception):
     """
 
     prompt: str | None = None
+
+
+class BudgetExceededError(PicpikError):
+    """A submit would pass the client's `CreditBudget`; raised before anything is sent.
+
+    Attributes:
+        max_credits: the budget.
+        estimate: what the submit was estimated to cost.
+        remaining: credits left, minus what submits in flight have reserved.
+    """
+
+    def __init__(self, message: str, *, max_credits: int, estimate: int, remaining: int) -> None:
+        self.max_credits = max_credits
+        self.estimate = estimate
+        self.remaining = remaining
+        super().__init__(message)
 
 
 class ValidationError(PicpikError, ValueError):
