@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from conftest import make_client
 
@@ -10,7 +12,7 @@ from picpik_async.testing import Emulator, Faults, Trigger
 
 pytestmark = pytest.mark.anyio
 
-SMALL = {"width": 64, "height": 64}  # 1 credit an image on the emulator
+SMALL: Any = {"width": 64, "height": 64}  # 1 credit an image on the emulator
 
 
 async def test_generate_many_stops_at_the_budget() -> None:
