@@ -480,3 +480,95 @@ async def run_batch(
         group.cancel_scope.cancel()
     final = [row for row in await ledger.rows(run_id) if row.key in wanted]
     return worker.progress, final
+
+
+@define
+class Reconciled:
+    """What `reconcile` found for a run's unknown outcomes."""
+
+    run_id: str
+    found: list[Row] = field(factory=list)
+    resent: list[Row] = field(factory=list)
+    still_unknown: list[Row] = field(factory=list)
+    unowned_tasks: list[str] = field(factory=list)
+
+    def lines(self) -> list[str]:
+        """The report, one line per fact."""
+        lines = [f"run {self.run_id}:"]
+        lines += [f"found: {r.prompt} is task {r.task_uid}, now {r.state}" for r in self.found]
+        lines += [f"resent: {r.prompt} ({r.request_uuid}), now {r.state}" for r in self.resent]
+        if self.unowned_tasks:
+            lines.append(
+                f"{len(self.unowned_tasks)} running task(s) of the account belong to no prompt of "
+                "this run (they may be the unknown prompts' tasks, or another program's): "
+                + ", ".join(self.unowned_tasks)
+            )
+        for row in self.still_unknown:
+            lines.append(f"unknown: {row.prompt} (request_uuid {row.request_uuid}): {row.error}")
+        if self.still_unknown:
+            lines.append(
+                "Resend them with `picpik runs reconcile RUN --resend` (the same request_uuid; "
+                "may cost twice), or leave them."
+            )
+        if len(lines) == 1:
+            lines.append("no unknown outcomes")
+        return lines
+
+
+async def reconcile(
+    client: AsyncClient,
+    ledger: Ledger,
+    run_id: str,
+    out: Path,
+    *,
+    resend: bool = False,
+    timeout: float | None = None,
+    concurrency: int = 8,
+) -> Reconciled:
+    """Look for the tasks of a run's unknown outcomes; resend the rest if asked.
+
+    PICPIK cannot be asked for a task by request_uuid. An unknown row with a
+    TaskUID (from a journal, or a late answer) is looked up and, if the
+    service knows it, waited for. The account's running tasks that no row of
+    the run owns are listed. With `resend`, the remaining unknown rows are
+    sent again with their own request_uuid.
+
+    Example:
+        >>> # report = await reconcile(client, ledger, "cats-1a2b3c4d", Path("out"))
+    """
+    report = Reconciled(run_id)
+    rows = await ledger.rows(run_id)
+    unknown = [r for r in rows if r.state == "unknown"]
+    worker = Worker(client, ledger, out, retry_unknown=True, timeout=timeout)
+    with_uid = [r for r in unknown if r.task_uid]
+    if with_uid:
+        known = {
+            d.task_uid
+            for d in await client.list_tasks_details([r.task_uid or "" for r in with_uid])
+        }
+        for row in with_uid:
+            if row.task_uid in known and await ledger.submitted(
+                run_id, row.key, row.task_uid or ""
+            ):
+                (moved,) = await ledger.rows(run_id, [row.key])
+                await worker.do(moved)
+                (done,) = await ledger.rows(run_id, [row.key])
+                report.found.append(done)
+    owned = {r.task_uid for r in rows if r.task_uid}
+    report.unowned_tasks = [uid for uid in await client.list_running_tasks() if uid not in owned]
+    found = {r.key for r in report.found}
+    left = [r for r in unknown if r.key not in found]
+    if resend and left:
+        slots = anyio.Semaphore(concurrency)
+
+        async def one(row: Row) -> None:
+            async with slots:
+                await worker.do(row)
+
+        async with anyio.create_task_group() as group:
+            for row in left:
+                group.start_soon(one, row)
+        report.resent = await ledger.rows(run_id, [r.key for r in left])
+        left = [r for r in report.resent if r.state == "unknown"]
+    report.still_unknown = left
+    return report

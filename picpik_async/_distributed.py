@@ -287,3 +287,50 @@ async def run_distributed(
             await serve(app, process, settings, finished=finished)
             group.cancel_scope.cancel()
     return worker.progress, await ledger.rows(run_id)
+
+
+async def serve_worker(
+    client: AsyncClient,
+    ledger: Ledger,
+    url: str,
+    out: Any,
+    *,
+    concurrency: int = 8,
+    jobs: int = 4,
+    until_done: bool = False,
+    stop: anyio.Event | None = None,
+    timeout: float | None = None,
+    on_change: Listener | None = None,
+    settings: ServeSettings | None = None,
+) -> BatchProgress:
+    """`picpik worker`: work on every run's jobs until stopped (or, `until_done`, until
+    no job of any run is waiting or running); what this process did.
+
+    Example:
+        >>> # progress = await serve_worker(client, ledger, url, Path("out"), until_done=True)
+    """
+    worker = Worker(client, ledger, out, timeout=timeout, stop=stop or anyio.Event(),
+                    on_change=on_change, progress=BatchProgress(total=0))  # fmt: skip
+    process = Process(worker, anyio.Semaphore(concurrency))
+    base = settings or ServeSettings()
+    settings = ServeSettings(queues=None, jobs=jobs, heartbeat=base.heartbeat,
+                             stalled_after=base.stalled_after,
+                             check_every=base.check_every)  # fmt: skip
+    async with open_app(url) as app:
+
+        empty_checks = 0
+
+        async def finished() -> bool:
+            # Two empty looks in a row, so a worker started just before `picpik batch`
+            # defers its jobs does not leave at once.
+            nonlocal empty_checks
+            if not until_done:
+                return False
+            empty_checks = empty_checks + 1 if await open_jobs(app, None) == 0 else 0
+            return empty_checks >= 2
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.watch_stop)
+            await serve(app, process, settings, finished=finished)
+            group.cancel_scope.cancel()
+    return worker.progress

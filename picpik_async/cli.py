@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import signal
@@ -737,6 +738,207 @@ def _print_batch_table(
         f"{unsent}"
     )
     return counts
+
+
+def _out_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--out",
+        default="picpik-out",
+        show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder for the results (and the default SQLite ledger).",
+    )(function)
+
+
+@main.command()
+@_ledger_option
+@_out_option
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 1000),
+              help="Prompts in flight at once in this process, over all its jobs.")  # fmt: skip
+@click.option("--jobs", default=4, show_default=True, type=click.IntRange(1, 100),
+              help="Jobs worked on at once.")  # fmt: skip
+@click.option("--until-done", is_flag=True,
+              help="Exit once no job of any run is waiting or running.")  # fmt: skip
+@click.option("--timeout", type=float, default=None, help="Seconds to wait per task.")
+@_api_options
+def worker(**options: Any) -> None:
+    """Work on the jobs of distributed batch runs (a PostgreSQL --ledger).
+
+    Any number of workers, on any machines, share the runs `picpik batch
+    --ledger postgresql://...` queued. Each keeps one client for all its jobs,
+    so its polling stays batched. A worker that is killed leaves at most its
+    in-flight submits as unknown outcomes; its jobs go to another worker.
+    """
+    console = Console(highlight=False)
+    url, kind = _ledger_url(options)
+    if kind != "postgresql":
+        _usage_error("picpik worker needs a shared ledger: --ledger postgresql://...")
+    if options["use_emulator"]:
+        _usage_error("--emulator is embedded in one process, so workers cannot share it: "
+                     "run `picpik emulator` and pass its --base-url")  # fmt: skip
+
+    async def job() -> int:
+        from picpik_async._distributed import serve_worker
+
+        stop = anyio.Event()
+        async with (
+            open_ledger(url) as ledger,
+            _open_client(options) as client,
+            anyio.create_task_group() as group,
+        ):
+            group.start_soon(_watch_interrupts, stop, console)
+            view = _BatchView(Console(highlight=False, force_terminal=False), 0)
+            progress = await serve_worker(
+                client, ledger, url, options["out"], concurrency=options["concurrency"],
+                jobs=options["jobs"], until_done=options["until_done"], stop=stop,
+                timeout=options["timeout"], on_change=view.changed,
+            )  # fmt: skip
+            group.cancel_scope.cancel()
+        console.print(
+            f"worker: submitted {progress.submitted}, done {progress.done}, "
+            f"failed {progress.failed}, unknown outcome {progress.unknown}"
+        )
+        return 130 if stop.is_set() else 0
+
+    _run(options, job)
+
+
+@main.group(invoke_without_command=True)
+@_ledger_option
+@_out_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_context
+def runs(context: click.Context, /, **options: Any) -> None:
+    """List the runs of a ledger with their counts and credits used."""
+    context.obj = options
+    if context.invoked_subcommand is not None:
+        return
+    url = _existing_ledger(options)
+
+    async def job() -> int:
+        async with open_ledger(url) as ledger:
+            summaries = await ledger.summaries()
+        if options["as_json"]:
+            click.echo(json.dumps([s.to_json() for s in summaries], indent=2))
+            return 0
+        table = Table(title="picpik runs")
+        for column in ("run", "total", "finished", "failed", "unknown", "pending", "credits"):
+            table.add_column(column, justify="left" if column == "run" else "right")
+        for s in summaries:
+            budget = f" / {s.max_credits}" if s.max_credits is not None else ""
+            table.add_row(s.run_id, str(s.total), str(s.finished), str(s.failed),
+                          str(s.unknown), str(s.pending), f"{s.credits}{budget}")  # fmt: skip
+        Console(highlight=False).print(table)
+        return 0
+
+    _run({"debug": False}, job)
+
+
+def _existing_ledger(options: dict[str, Any]) -> str:
+    """The ledger to read: --ledger, or the SQLite file in --out, which must exist."""
+    url, kind = _ledger_url(options)
+    if kind == "sqlite" and not Path(parse_ledger_url(url)[1]).exists():
+        _usage_error(f"no ledger at {parse_ledger_url(url)[1]}: pass --ledger URL, or the "
+                     "--out folder of a batch run")  # fmt: skip
+    return url
+
+
+def _run_options(context: click.Context, options: dict[str, Any]) -> dict[str, Any]:
+    """A subcommand's --ledger/--out, falling back to those given to `picpik runs`."""
+    parent = context.obj or {}
+    merged = dict(options)
+    if merged.get("ledger") is None:
+        merged["ledger"] = parent.get("ledger")
+    if merged.get("out") is None:
+        merged["out"] = parent.get("out") or Path("picpik-out")
+    return merged
+
+
+def _sub_ledger_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--out", default=None, type=click.Path(file_okay=False, path_type=Path),
+        help="Folder of the run [default: picpik-out].",
+    )(function)  # fmt: skip
+    return click.option("--ledger", envvar="PICPIK_LEDGER", default=None, metavar="URL",
+                        help="The ledger [default: sqlite in --out].")(function)  # fmt: skip
+
+
+@runs.command("show")
+@click.argument("run_id")
+@_sub_ledger_options
+@click.pass_context
+def runs_show(context: click.Context, /, run_id: str, **options: Any) -> None:
+    """List the failed and unknown prompts of RUN_ID, with their errors."""
+    options = _run_options(context, options)
+    url = _existing_ledger(options)
+    console = Console(highlight=False)
+
+    async def job() -> int:
+        async with open_ledger(url) as ledger:
+            summaries = await ledger.summaries(run_id)
+            rows = await ledger.rows(run_id)
+        if not summaries:
+            click.echo(f"error: no run {run_id!r} in the ledger", err=True)
+            return 2
+        (summary,) = summaries
+        console.print(
+            f"run {run_id}: {summary.total} prompts, {summary.finished} finished, "
+            f"{summary.failed} failed, {summary.unknown} unknown, {summary.pending} pending, "
+            f"{summary.credits} credits"
+        )
+        for row in rows:
+            if row.state in ("failed", "unknown"):
+                uuid = f" (request_uuid {row.request_uuid})" if row.state == "unknown" else ""
+                console.print(f"{row.state}: {row.prompt}{uuid}\n    {row.error or ''}")
+        return 0
+
+    _run({"debug": False}, job)
+
+
+@runs.command("reconcile")
+@click.argument("run_id")
+@_sub_ledger_options
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Resend unknown prompts with their request_uuid (may cost twice).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask before resending.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait per task.")
+@_api_options
+@click.pass_context
+def runs_reconcile(context: click.Context, /, run_id: str, **options: Any) -> None:
+    """Look for the tasks of RUN_ID's unknown prompts, and list what is left for you to decide.
+
+    PICPIK cannot be asked for a task by request_uuid, so what can be found is:
+    an unknown prompt that has a TaskUID (it is checked and waited for), and
+    running tasks of the account that no prompt of the ledger owns (listed:
+    they may be the unknown prompts' tasks). With --resend, the unknown
+    prompts are sent again with the same request_uuid; a service that does not
+    deduplicate by request_uuid charges twice for any that did create a task.
+    """
+    options = _run_options(context, options)
+    url = _existing_ledger(options)
+    console = Console(highlight=False)
+    if options["resend"] and not options["yes"]:
+        click.confirm(
+            "Resending a prompt whose first submit created a task costs twice. Resend?",
+            abort=True, err=True,
+        )  # fmt: skip
+
+    async def job() -> int:
+        from picpik_async._batch import reconcile
+
+        async with open_ledger(url) as ledger, _open_client(options) as client:
+            report = await reconcile(
+                client, ledger, run_id, options["out"], resend=options["resend"],
+                timeout=options["timeout"],
+            )  # fmt: skip
+        for line in report.lines():
+            console.print(line)
+        return 0 if not report.still_unknown else 1
+
+    _run(options, job)
 
 
 @main.group()
