@@ -90,3 +90,35 @@ async def client(emulator: Emulator) -> AsyncIterator[picpik.AsyncClient]:
     """An open client on the `emulator` fixture."""
     async with make_client(emulator) as opened:
         yield opened
+
+
+# --- PostgreSQL (tests/_postgres.py) ---------------------------------------------------
+# Imported here so that this section stays in one piece; psycopg is imported lazily.
+
+from collections.abc import Iterator  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a throwaway PostgreSQL server: ``postgresql://postgres@127.0.0.1:PORT/postgres``.
+
+    One server per test process (each xdist worker has its own, in its own temporary
+    directory), started on first use and stopped and removed at the end of the session.
+    Fails, never skips, if no server can be started: `_postgres.PostgresUnavailableError`
+    lists what was tried.
+    """
+    import os
+
+    from _postgres import running_postgres
+
+    with running_postgres(os.environ.get("PYTEST_XDIST_WORKER", "main")) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """The URL of a fresh, empty database on `postgres_server`, dropped after the test."""
+    from _postgres import temporary_database
+
+    with temporary_database(postgres_server) as url:
+        yield url

@@ -248,3 +248,20 @@ def test_batch_interrupted_then_resumed_creates_each_task_once(tmp_path: Path) -
     assert counters.tasks_created == 40
     assert counters.duplicate_tasks() == {}
     assert CONTROL not in second.stdout
+
+
+def test_batch_budget_stops_the_run(runner: CliRunner, server: EmulatorServer) -> None:
+    """100 prompts of one credit, --max-credits 40: at most 40 spent, at least 30
+    finished, the rest reported unsent, exit code 1."""
+    Path("p.txt").write_text("\n".join(f"prompt {i}" for i in range(100)), encoding="utf-8")
+    result = invoke(runner, "batch", "p.txt", "--out", "out", "--width", "64", "--height",
+                    "64", "--max-credits", "40", *keys(server))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    used = server.emulator.state.credits.used
+    assert used <= 40
+    listed = invoke(runner, "runs", "--out", "out", "--json")
+    (run,) = json.loads(listed.output)
+    assert run["finished"] >= 30
+    assert run["credits"] == used
+    assert run["pending"] == 100 - run["finished"]  # left unsent, never failed
+    assert f"unsent (credit budget spent) {100 - run['finished']}" in result.output

@@ -1,0 +1,296 @@
+"""Past one machine: the PostgreSQL ledger, Procrastinate jobs, and killed workers.
+
+Procrastinate and psycopg's async API are asyncio's, so this module runs on
+asyncio only. The PostgreSQL tests start their own server (tests/_postgres.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import test_ledger
+from conftest import make_client
+from procrastinate.testing import InMemoryConnector
+
+from picpik_async._batch import BatchProgress, Worker
+from picpik_async._distributed import (
+    Process,
+    ServeSettings,
+    defer_run,
+    make_app,
+    queue_of,
+    recover_stalled,
+    serve,
+)
+from picpik_async._ledger import NewRow
+from picpik_async._ledger_stores import LEDGER_NAME, Ledger, PostgresLedger, SqliteLedger
+from picpik_async.testing import Emulator, EmulatorServer
+
+RUN = "cats-00000000"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """asyncio only: Procrastinate and psycopg's async API need it."""
+    return "asyncio"
+
+
+class TestPostgresStore(test_ledger.TestSqliteStore):
+    """Every test of the SQLite store, on PostgreSQL."""
+
+    @pytest.fixture
+    async def ledger(self, postgres_url: str) -> AsyncIterator[Ledger]:
+        store = await PostgresLedger.open(postgres_url)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+
+    async def test_the_file_is_in_wal_mode(self, ledger: Ledger, tmp_path: Path) -> None:
+        """SQLite's only; here: the schema is applied once, whoever opens first."""
+        again = await PostgresLedger.open(ledger.url)
+        await again.aclose()
+        assert await ledger.summaries() == []
+
+
+@pytest.mark.anyio
+async def test_claims_from_many_connections_never_collide(postgres_url: str) -> None:
+    """Four stores (four machines) race for 40 rows: each row is claimed exactly once."""
+    stores = [await PostgresLedger.open(postgres_url) for _ in range(4)]
+    await stores[0].add_run(RUN, [NewRow(f"k{i}", f"p{i}") for i in range(40)])
+    won: Counter[str] = Counter()
+
+    async def machine(store: Ledger, name: str) -> None:
+        for i in range(40):
+            result = await store.claim(RUN, f"k{i}", request_uuid=f"{name}-{i}", worker=name)
+            if result.outcome == "claimed":
+                won[f"k{i}"] += 1
+
+    async with anyio.create_task_group() as group:
+        for n, store in enumerate(stores):
+            group.start_soon(machine, store, f"m{n}")
+    for store in stores:
+        await store.aclose()
+    assert won == Counter({f"k{i}": 1 for i in range(40)})
+
+
+@pytest.mark.anyio
+async def test_a_budget_is_shared_by_every_machine(postgres_url: str) -> None:
+    """Three machines claim under one budget of 10 (price 1 known): exactly 10 claims."""
+    stores = [await PostgresLedger.open(postgres_url) for _ in range(3)]
+    rows = [NewRow(f"k{i}", f"p{i}", {"width": 64, "height": 64}) for i in range(30)]
+    await stores[0].add_run(RUN, rows, max_credits=10)
+    await stores[0].run(_learn_price(64 * 64, 1))
+    outcomes: Counter[str] = Counter()
+
+    async def machine(store: Ledger, offset: int) -> None:
+        for i in range(offset, 30, 3):
+            outcomes[(await store.claim(RUN, f"k{i}", request_uuid="u", worker="w")).outcome] += 1
+
+    async with anyio.create_task_group() as group:
+        for n, store in enumerate(stores):
+            group.start_soon(machine, store, n)
+    for store in stores:
+        await store.aclose()
+    assert outcomes["claimed"] == 10
+    assert outcomes["wait"] == 20  # the claimed ones are in flight: the rest wait for them
+
+
+def _learn_price(pixels: int, credits: int) -> Any:
+    from picpik_async._ledger import Query
+
+    yield Query(
+        "INSERT INTO picpik_prices (pixels, per_image) VALUES (:p, :c)", {"p": pixels, "c": credits}
+    )
+
+
+@pytest.mark.anyio
+async def test_a_job_run_again_after_its_worker_died(tmp_path: Path) -> None:
+    """In-memory queue, SQLite ledger: a chunk whose first worker died mid-way is done by
+    another: finished rows skipped, the submitted one waited for, the claimed one unknown."""
+    emulator = Emulator(latency=0.05, seed=4)
+    ledger = await SqliteLedger.open(tmp_path / LEDGER_NAME)
+    rows = [NewRow(f"k{i}", f"p{i}", {"width": 64, "height": 64}) for i in range(12)]
+    await ledger.add_run(RUN, rows)
+    app = make_app(InMemoryConnector())
+    async with make_client(emulator) as client, app.open_async():
+        # What the dead worker left: k0 finished, k1 submitted, k2 claimed (answer never seen).
+        for key in ("k0", "k1", "k2"):
+            await ledger.claim(RUN, key, request_uuid=f"u-{key}", worker="dead")
+        k1 = await client.submit(test_ledger._sdxl("p1"), request_uuid="u-k1")
+        await ledger.submitted(RUN, "k1", k1.task_uid)
+        await ledger.submitted(RUN, "k0", "T-k0")
+        await ledger.settle(RUN, "k0", "finished", files=["T-k0-0.png"], credits=1)
+        assert await defer_run(app, RUN, await ledger.rows(RUN), job_size=5) == 3
+        worker = Worker(client, ledger, tmp_path, progress=BatchProgress(total=0))
+        process = Process(worker, anyio.Semaphore(4))
+
+        async def finished() -> bool:
+            return (await ledger.run_state(RUN))[0] == 0
+
+        settings = ServeSettings(queues=[queue_of(RUN)], check_every=0.05)
+        with anyio.fail_after(30):
+            await serve(app, process, settings, finished=finished)
+    states = {row.key: row.state for row in await ledger.rows(RUN)}
+    await ledger.aclose()
+    assert states.pop("k2") == "unknown"
+    assert set(states.values()) == {"finished"}
+    assert emulator.counters.tasks_created == 10  # k1 once (before), and k3..k11
+    assert emulator.counters.duplicate_tasks() == {}
+    assert (worker.progress.submitted, worker.progress.unknown) == (9, 1)
+
+
+@pytest.mark.anyio
+async def test_stalled_jobs_go_back_to_the_queue() -> None:
+    """A job held by a worker with no heartbeat is retried; a live worker's is not."""
+    connector = InMemoryConnector()
+    app = make_app(connector)
+    async with app.open_async():
+        await defer_run(app, RUN, [], job_size=5)  # nothing to defer
+        job_id = await app.configure_task("picpik.batch_chunk", queue=queue_of(RUN)).defer_async(
+            run_id=RUN, keys=["k0"]
+        )
+        worker_id = await app.job_manager.register_worker()
+        connector.jobs[job_id].update(status="doing", worker_id=worker_id)
+        assert await recover_stalled(app, stalled_after=60) == 0
+        connector.workers[worker_id] = connector.workers[worker_id].replace(year=2000)
+        assert await recover_stalled(app, stalled_after=60) == 1
+        assert connector.jobs[job_id]["status"] == "todo"
+
+
+# --- whole runs, in processes ---------------------------------------------------------
+
+
+def _env(server: EmulatorServer, ledger: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICPIK_")}
+    env.update(
+        PICPIK_PUBLIC_KEY=server.emulator.public_key,
+        PICPIK_PRIVATE_KEY=server.emulator.private_key,
+        PICPIK_BASE_URL=server.url,
+        PICPIK_LEDGER=ledger,
+    )
+    return env
+
+
+def _picpik(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
+        [sys.executable, "-m", "picpik_async.cli", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
+    )  # fmt: skip
+
+
+def _runs(env: dict[str, str]) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "picpik_async.cli", "runs", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    result: list[dict[str, Any]] = json.loads(done.stdout)
+    return result
+
+
+@pytest.fixture
+def served() -> Iterator[EmulatorServer]:
+    with EmulatorServer(latency=1.0, seed=11) as server:
+        yield server
+
+
+def _wait_for_lines(process: subprocess.Popen[str], marker: str, count: int) -> list[str]:
+    """Read `process`'s output until `count` lines contain `marker`."""
+    assert process.stdout is not None
+    seen: list[str] = []
+    while sum(marker in line for line in seen) < count:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+    return seen
+
+
+def test_a_killed_worker_costs_nothing_twice(
+    tmp_path: Path, postgres_url: str, served: EmulatorServer
+) -> None:
+    """300 prompts, `picpik batch` and two `picpik worker --until-done`; one worker is
+    killed with SIGKILL mid-run. Every prompt ends finished, failed or unknown (unknown:
+    at most the killed worker's in-flight submits), no prompt is created twice, and the
+    ledger's credits are the emulator's."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(f"prompt number {i}" for i in range(300)), encoding="utf-8")
+    env = _env(served, postgres_url)
+    batch_args = ["batch", str(prompts), "--out", str(tmp_path / "b"), "--width", "64",
+                  "--height", "64", "--job-size", "10"]  # fmt: skip
+    batch = _picpik(*batch_args, env=env)
+    time.sleep(1.0)
+    worker_args = ["--until-done", "--concurrency", "8"]
+    survivor = _picpik("worker", "--out", str(tmp_path / "w1"), *worker_args, env=env)
+    victim = _picpik("worker", "--out", str(tmp_path / "w2"), *worker_args, env=env)
+    _wait_for_lines(victim, "finished:", 10)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    output, _ = batch.communicate(timeout=240)
+    survivor.communicate(timeout=240)
+    if batch.returncode != 0:  # the issue allows a re-run of the same command
+        rerun = _picpik(*batch_args, env=env)
+        output, _ = rerun.communicate(timeout=240)
+    (run,) = _runs(env)
+    tasks = list(served.emulator.state.tasks.values())
+    assert max(Counter(task.prompt for task in tasks).values()) == 1  # none submitted twice
+    assert run["total"] == 300, output
+    assert run["pending"] == 0, output
+    assert run["finished"] + run["failed"] + run["unknown"] == 300
+    assert run["unknown"] <= 8  # the killed worker's in-flight submits at most
+    assert run["finished"] >= 292
+    # The ledger's credits are the emulator's, but for the tasks the unknown outcomes
+    # made: the ledger never saw those (the emulator knows them by request_uuid).
+    unknown = _unknown_request_uuids(postgres_url)
+    assert len(unknown) == run["unknown"]
+    unseen = sum(task.cost for task in tasks if task.request_uuid in unknown)
+    assert run["credits"] + unseen == served.emulator.state.credits.used
+
+
+def _unknown_request_uuids(url: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT request_uuid FROM picpik_rows WHERE state = 'unknown'"
+        ).fetchall()
+    return {uuid for (uuid,) in rows}
+
+
+def test_a_distributed_budget(tmp_path: Path, postgres_url: str, served: EmulatorServer) -> None:
+    """100 prompts of one credit, --max-credits 40, `picpik batch` and one worker: at most
+    40 credits spent, at least 30 finished, exit code non-zero."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"budget {i}" for i in range(100)), encoding="utf-8")
+    env = _env(served, postgres_url)
+    args = ["--width", "64", "--height", "64", "--job-size", "10", "--max-credits", "40"]
+    batch = _picpik("batch", str(prompts), "--out", str(tmp_path / "b"), *args, env=env)
+    worker = _picpik("worker", "--out", str(tmp_path / "w"), "--until-done", env=env)
+    output, _ = batch.communicate(timeout=240)
+    worker.communicate(timeout=240)
+    (run,) = _runs(env)
+    assert batch.returncode == 1, output
+    assert served.emulator.state.credits.used <= 40
+    assert run["finished"] >= 30
+    assert run["credits"] == served.emulator.state.credits.used
+    assert "unsent (credit budget spent)" in output
+
+
+def test_worker_refuses_a_sqlite_ledger(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "picpik_async.cli", "worker", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--ledger postgresql://" in done.stderr
