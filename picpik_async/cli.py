@@ -602,6 +602,9 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
     """
     console = Console(highlight=False)
     url, kind = _ledger_url(options)
+    if kind == "postgresql" and retry_unknown:
+        _usage_error("with a shared ledger, resend unknown outcomes with "
+                     "`picpik runs reconcile RUN --resend`")  # fmt: skip
     if kind == "postgresql" and options["use_emulator"]:
         _usage_error("--emulator is embedded in one process, so workers cannot share it: "
                      "run `picpik emulator` and pass its --base-url")  # fmt: skip
@@ -638,7 +641,9 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
                         on_change=view.changed, **common,
                     )  # fmt: skip
             group.cancel_scope.cancel()
+            operations = ledger.operations
         counts = _print_batch_table(console, rows, progress, run_id)
+        console.print(f"ledger: {operations} operations")
         if stop.is_set():
             console.print("Stopped early: run the same command again to resume.")
             return 130
@@ -794,9 +799,11 @@ def worker(**options: Any) -> None:
                 timeout=options["timeout"], on_change=view.changed,
             )  # fmt: skip
             group.cancel_scope.cancel()
+            operations = ledger.operations
         console.print(
             f"worker: submitted {progress.submitted}, done {progress.done}, "
-            f"failed {progress.failed}, unknown outcome {progress.unknown}"
+            f"failed {progress.failed}, unknown outcome {progress.unknown}; "
+            f"ledger: {operations} operations"
         )
         return 130 if stop.is_set() else 0
 
