@@ -32,7 +32,7 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fast_cli: None) -> C
     `fast_cli`: what these tests check does not depend on poll timing or on the
     embedded emulator's latency.
     """
-    for name in ("PICPIK_PUBLIC_KEY", "PICPIK_PRIVATE_KEY", "PICPIK_BASE_URL"):
+    for name in ("PICPIK_PUBLIC_KEY", "PICPIK_PRIVATE_KEY", "PICPIK_BASE_URL", "PICPIK_LEDGER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return CliRunner()
@@ -265,3 +265,68 @@ def test_batch_budget_stops_the_run(runner: CliRunner, server: EmulatorServer) -
     assert run["credits"] == used
     assert run["pending"] == 100 - run["finished"]  # left unsent, never failed
     assert f"unsent (credit budget spent) {100 - run['finished']}" in result.output
+
+
+def _lost_answers_batch(runner: CliRunner, server: EmulatorServer) -> str:
+    """A batch of five whose first two submit answers are lost: two unknown outcomes."""
+    from picpik_async.testing import Faults, Trigger
+
+    server.emulator.faults = Faults(drop=Trigger(schedule={1, 2}, actions={"GenerateImagesSDXL"}))
+    Path("p.txt").write_text("\n".join(f"prompt {i}" for i in range(5)), encoding="utf-8")
+    result = invoke(runner, "batch", "p.txt", "--out", "out", "--width", "64", "--height",
+                    "64", "--concurrency", "1", *keys(server))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "unknown outcome 2" in result.output
+    server.emulator.faults = Faults()
+    (run,) = json.loads(invoke(runner, "runs", "--out", "out", "--json").output)
+    return str(run["run_id"])
+
+
+def test_runs_json_has_the_documented_keys(runner: CliRunner, server: EmulatorServer) -> None:
+    run_id = _lost_answers_batch(runner, server)
+    (run,) = json.loads(invoke(runner, "runs", "--out", "out", "--json").output)
+    assert {"run_id", "total", "finished", "failed", "unknown", "pending", "credits"} <= set(run)
+    assert (run["run_id"], run["total"], run["finished"], run["unknown"]) == (run_id, 5, 3, 2)
+    table = invoke(runner, "runs", "--out", "out")
+    assert run_id in table.output
+
+
+def test_runs_show_lists_unknown_prompts_with_their_request_uuid(
+    runner: CliRunner, server: EmulatorServer
+) -> None:
+    run_id = _lost_answers_batch(runner, server)
+    shown = invoke(runner, "runs", "show", run_id, "--out", "out")
+    assert shown.exit_code == 0, shown.output
+    uuids = set(server.emulator.counters.tasks_per_request_uuid)
+    lines = [line for line in shown.output.splitlines() if line.startswith("unknown:")]
+    assert len(lines) == 2
+    assert all(any(uuid in line for uuid in uuids) for line in lines)
+    missing = invoke(runner, "runs", "show", "no-such-run", "--out", "out")
+    assert missing.exit_code == 2
+
+
+def test_reconcile_lists_unknowns_then_resends_with_the_same_request_uuid(
+    runner: CliRunner, server: EmulatorServer
+) -> None:
+    """Without --resend: the unknown prompts and the account's unowned running tasks are
+    listed, exit 1. With --resend on a service that deduplicates request_uuids: the same
+    tasks come back, nothing is created twice, exit 0."""
+    server.emulator.state.dedupe_request_uuid = True
+    run_id = _lost_answers_batch(runner, server)
+    listed = invoke(runner, "runs", "reconcile", run_id, "--out", "out", *keys(server))
+    assert listed.exit_code == 1, listed.output
+    assert listed.output.count("unknown: prompt") == 2
+    assert "--resend" in listed.output
+    refused = runner.invoke(main, ["runs", "reconcile", run_id, "--out", "out", "--resend",
+                                   *keys(server)], input="n\n")  # fmt: skip
+    assert refused.exit_code == 1
+    assert "costs twice" in refused.output
+    created = server.emulator.counters.tasks_created
+    resent = invoke(runner, "runs", "reconcile", run_id, "--out", "out", "--resend", "--yes",
+                    *keys(server))  # fmt: skip
+    assert resent.exit_code == 0, resent.output
+    assert resent.output.count("resent: prompt") == 2
+    assert server.emulator.counters.tasks_created == created  # deduplicated: no new task
+    (run,) = json.loads(invoke(runner, "runs", "--out", "out", "--json").output)
+    assert (run["finished"], run["unknown"]) == (5, 0)
+    assert len(list(Path("out").glob("*.png"))) == 5
