@@ -23,7 +23,9 @@ Reading and folding the journal is pure.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import time
 import uuid
@@ -34,12 +36,13 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import anyio
+import attrs
 from attrs import define, evolve, field, frozen
 
 from . import _ledger as rules
 from ._actions import GenerateOptions, sdxl_request
 from ._client import AsyncClient
-from ._errors import PicpikError, SubmitOutcomeUnknownError, ValidationError
+from ._errors import PicpikError, SubmitOutcomeUnknownError, TaskTimeoutError, ValidationError
 from ._images import to_data_uri
 from ._ledger import NewRow, Row
 from ._ledger_stores import Ledger
@@ -55,11 +58,12 @@ GENERATE_OPTIONS: Final = GenerateOptions.names()
 
 @frozen
 class BatchItem:
-    """One prompt of a batch, with its own generate() options and stable key."""
+    """One prompt of a batch, with its own generate() options, stable key and line number."""
 
     key: str
     prompt: str
     options: Mapping[str, Any] = field(factory=dict)
+    line: int = field(default=0, eq=False)
 
 
 @frozen(kw_only=True)
@@ -75,48 +79,170 @@ class BatchState:
     credits: int | None = None
 
 
-def read_prompts(text: str, *, jsonl: bool | None = None) -> list[BatchItem]:
+def read_prompts(text: str, *, jsonl: bool | None = None, source: str = "") -> list[BatchItem]:
     """Parse a batch file: one prompt a line, or JSONL objects with `prompt` and options.
 
     Blank lines and lines starting with `#` are skipped. The key of a prompt is a
     hash of its prompt and options plus its occurrence number, so editing other
-    lines of the file does not change it.
+    lines of the file does not change it. Errors name `source` and the line.
 
     Example:
         >>> [item.prompt for item in read_prompts("a cat\\n\\n# note\\na dog\\n")]
         ['a cat', 'a dog']
     """
-    items: list[BatchItem] = []
-    seen: Counter[str] = Counter()
+    entries: list[tuple[int, str, dict[str, Any]]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        where = _where(source, number)
         as_json = jsonl if jsonl is not None else line.startswith("{")
-        prompt, options = _parse_line(line, number) if as_json else (line, {})
+        entries.append((number, *(_parse_line(line, where) if as_json else (line, {}))))
+    return _keyed(entries)
+
+
+def read_csv(text: str, *, source: str = "") -> list[BatchItem]:
+    """Parse a CSV batch: a header row with `prompt` and any generate() options as columns.
+
+    Cells are typed like the options (``width`` an integer, ``tiling`` true or
+    false, ...); an empty cell leaves that option at its default. Rows whose
+    prompt is empty are skipped. Errors name the row's line.
+
+    Example:
+        >>> [(i.prompt, dict(i.options)) for i in read_csv("prompt,seed\\na cat,7\\na dog,\\n")]
+        [('a cat', {'seed': 7}), ('a dog', {})]
+    """
+    reader = csv.reader(io.StringIO(text))
+    header = [name.strip() for name in next(reader, [])]
+    if "prompt" not in header:
+        raise ValidationError(f'{_where(source, 1)}: the header row has no "prompt" column')
+    unknown = [name for name in header if name != "prompt" and name not in GENERATE_OPTIONS]
+    if unknown:
+        allowed = ", ".join(["prompt", *sorted(GENERATE_OPTIONS - {"sub_models"})])
+        raise ValidationError(
+            f"{_where(source, 1)}: unknown column(s) {', '.join(unknown)}; allowed: {allowed}"
+        )
+    entries: list[tuple[int, str, dict[str, Any]]] = []
+    for cells in reader:
+        number = reader.line_num
+        row = dict(zip(header, (cell.strip() for cell in cells), strict=False))
+        prompt = row.pop("prompt", "")
+        if not prompt:
+            continue
+        options = {k: _cell(k, v, _where(source, number)) for k, v in row.items() if v != ""}
+        entries.append((number, prompt, options))
+    return _keyed(entries)
+
+
+def read_batch_file(path: Path) -> list[BatchItem]:
+    """The prompts of a batch file, read by its extension: ``.csv``, ``.parquet`` (with
+    pyarrow installed), ``.jsonl``, or text (a line starting with ``{`` is JSON).
+
+    Example:
+        >>> # items = read_batch_file(Path("prompts.csv"))
+    """
+    source = path.name
+    if path.suffix == ".parquet":
+        return _read_parquet(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValidationError(f"{source}: cannot read it: {error}") from None
+    if path.suffix == ".csv":
+        return read_csv(text, source=source)
+    return read_prompts(text, jsonl=True if path.suffix == ".jsonl" else None, source=source)
+
+
+def _read_parquet(path: Path) -> list[BatchItem]:
+    try:
+        import pyarrow.parquet as parquet  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError:
+        raise ValidationError(
+            f"{path.name}: reading Parquet needs pyarrow: pip install pyarrow"
+        ) from None
+    records = parquet.read_table(path).to_pylist()
+    entries = []
+    for number, record in enumerate(records, start=1):
+        where = f"{path.name} row {number}"
+        clean = {k: v for k, v in record.items() if v is not None}
+        entries.append((number, *_parse_object(clean, where)))
+    return _keyed(entries)
+
+
+def _where(source: str, number: int) -> str:
+    return f"{source} line {number}" if source else f"line {number}"
+
+
+def _keyed(entries: Iterable[tuple[int, str, dict[str, Any]]]) -> list[BatchItem]:
+    """Items with stable keys: a hash of prompt and options, and its occurrence number."""
+    items: list[BatchItem] = []
+    seen: Counter[str] = Counter()
+    for number, prompt, options in entries:
         digest = hashlib.sha256(
             json.dumps([prompt, options], sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
         seen[digest] += 1
-        items.append(BatchItem(f"{digest}-{seen[digest]}", prompt, options))
+        items.append(BatchItem(f"{digest}-{seen[digest]}", prompt, options, line=number))
     return items
 
 
-def _parse_line(line: str, number: int) -> tuple[str, dict[str, Any]]:
+def _parse_line(line: str, where: str) -> tuple[str, dict[str, Any]]:
     try:
         data = json.loads(line)
     except ValueError:
-        raise ValidationError(f"line {number}: not valid JSON") from None
+        raise ValidationError(f"{where}: not valid JSON") from None
+    return _parse_object(data, where)
+
+
+def _parse_object(data: object, where: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
-        raise ValidationError(f'line {number}: expected an object with a "prompt" string')
+        raise ValidationError(f'{where}: expected an object with a "prompt" string')
     options = {k: v for k, v in data.items() if k != "prompt"}
     unknown = set(options) - GENERATE_OPTIONS
     if unknown:
         allowed = ", ".join(sorted(GENERATE_OPTIONS))
         raise ValidationError(
-            f"line {number}: unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}"
+            f"{where}: unknown option(s) {', '.join(sorted(unknown))}; allowed: {allowed}"
         )
     return data["prompt"], options
+
+
+_TRUE: Final = frozenset({"true", "yes", "1", "on"})
+_FALSE: Final = frozenset({"false", "no", "0", "off"})
+
+
+def _cell(name: str, text: str, where: str) -> Any:
+    """A CSV cell as the type of the `GenerateOptions` field `name`."""
+    kind = _OPTION_TYPES[name]
+    try:
+        if kind is bool:
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError
+            return text.lower() in _TRUE
+        if kind in (int, float):
+            return kind(text)
+    except ValueError:
+        what = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        raise ValidationError(f"{where}: {name} must be {what}, got {text!r}") from None
+    if kind is list:
+        raise ValidationError(f"{where}: {name} cannot be given in CSV; use a JSONL file")
+    return text
+
+
+def _option_types() -> dict[str, type]:
+    """The CSV type of each `GenerateOptions` field, read from its annotation."""
+    hints = attrs.resolve_types(GenerateOptions)
+    types: dict[str, type] = {}
+    for field_ in attrs.fields(hints):
+        hint = str(field_.type)
+        plain = field_.type if isinstance(field_.type, type) else None
+        types[field_.name] = (
+            plain if plain in (bool, int, float) else list if "Sequence" in hint else str
+        )
+    return types
+
+
+_OPTION_TYPES: Final = _option_types()
 
 
 @define
@@ -234,7 +360,9 @@ async def import_journal(ledger: Ledger, run_id: str, folder: Path) -> int:
 class BatchProgress:
     """Counts a batch run reports as it goes.
 
-    `unsent` counts prompts left new because the run's credit budget is spent.
+    `unsent` counts prompts left new because the run's credit budget is spent;
+    `timed_out` prompts whose wait ran out of time (their rows stay submitted,
+    so the next run waits for them again).
     """
 
     total: int
@@ -244,10 +372,11 @@ class BatchProgress:
     skipped: int = 0
     submitted: int = 0
     unsent: int = 0
+    timed_out: int = 0
 
     @property
     def pending(self) -> int:
-        """Prompts neither done, failed, unknown nor left unsent yet."""
+        """Prompts neither done, failed, unknown nor left unsent yet (timed out ones included)."""
         return self.total - self.done - self.failed - self.unknown - self.unsent
 
 
@@ -401,6 +530,9 @@ class Worker:
         try:
             result = await self.client.wait(task_uid, self.timeout, prompt=row.prompt)
             paths = await self.client.download(result, self.out)
+        except TaskTimeoutError:  # the task goes on: the row stays submitted for the next run
+            self.progress.timed_out += 1
+            return
         except PicpikError as error:
             await self.ledger.settle(row.run_id, row.key, "failed", error=str(error))
             self.progress.failed += 1

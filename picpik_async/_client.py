@@ -48,7 +48,7 @@ from ._errors import (
     TaskFailedError,
     ValidationError,
 )
-from ._files import child_path, image_file_name
+from ._files import check_name_template, child_path, image_file_name, templated_file_name
 from ._images import (
     DOWNLOAD_TIMEOUT,
     MAX_DOWNLOAD_BYTES,
@@ -78,7 +78,7 @@ from ._protocol import (
     new_request_uuid,
     parse_response,
 )
-from ._results import GenerationResult
+from ._results import GeneratedImage, GenerationResult
 from ._retry import RetryEvent, RetryPolicy
 from ._streams import AttemptDeadline, TooLateToSend, read_body
 from ._waiter import TaskWaiter
@@ -463,6 +463,8 @@ class AsyncClient(ActionMethods):
         except httpx.TransportError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if not sent:  # say where: a wrong base_url is the usual cause
+                reason = f"cannot reach {_origin(self._endpoint)} ({reason})"
             raise lost_answer(request, request_uuid=uuid, sent=sent, reason=reason) from exc
         except ProtocolError as exc:
             outcome = garbled_answer(request, exc, request_uuid=uuid)
@@ -766,21 +768,27 @@ class AsyncClient(ActionMethods):
 
     @needs_client
     async def download(
-        self, result: GenerationResult, directory: str | os.PathLike[str]
+        self,
+        result: GenerationResult,
+        directory: str | os.PathLike[str],
+        *,
+        name: str | None = None,
     ) -> list[Path]:
         """Save every image of a result into `directory` as `<TaskUID>-<index>.<ext>`.
 
-        The names are built from checked TaskUIDs and always lie directly in
-        `directory`. If one image fails, the others are stopped (their partial
-        files removed) and that image's `PicpikError` is raised.
+        `name` is a template for the file names instead, with the fields
+        ``{task_uid}``, ``{index}``, ``{seed}`` and ``{prompt}`` (cut to safe
+        characters); ``-<index>`` is added when several images would share a
+        name. The names always lie directly in `directory`. If one image
+        fails, the others are stopped (their partial files removed) and that
+        image's `PicpikError` is raised.
 
         Example:
-            >>> # paths = await client.download(result, "out/")
+            >>> # paths = await client.download(result, "out/", name="{prompt}-{seed}")
         """
-        targets = [
-            child_path(directory, image_file_name(i.task_uid, i.index, extension_for(i.url)))
-            for i in result.images
-        ]
+        if name is not None:
+            check_name_template(name)
+        targets = [child_path(directory, self._file_name(result, i, name)) for i in result.images]
         paths: list[Path] = list(targets)
         errors: list[PicpikError] = []
 
@@ -797,6 +805,16 @@ class AsyncClient(ActionMethods):
         if errors:
             raise errors[0]
         return paths
+
+    @staticmethod
+    def _file_name(result: GenerationResult, image: GeneratedImage, name: str | None) -> str:
+        suffix = extension_for(image.url)
+        if name is None:
+            return image_file_name(image.task_uid, image.index, suffix)
+        return templated_file_name(
+            name, task_uid=image.task_uid, index=image.index, seed=result.seed,
+            prompt=result.prompt or "", suffix=suffix, images=len(result.images),
+        )  # fmt: skip
 
     # --- the primitives of every other action (their methods: _client_actions.py) ---------
 
@@ -934,6 +952,18 @@ def _endpoint(base_url: str) -> str:
             "base_url %s is plain http to a non-loopback host: requests are not encrypted", base_url
         )
     return str(url if url.path.endswith("/") else url.copy_with(path=url.path + "/"))
+
+
+def _origin(endpoint: str) -> str:
+    """Scheme, host and port of an endpoint, without any user or password in it.
+
+    Example:
+        >>> _origin("https://me:secret@api.picpik.ai/")
+        'https://api.picpik.ai'
+    """
+    url = httpx.URL(endpoint)
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def _is_loopback(host: str) -> bool:

@@ -317,7 +317,6 @@ async def serve_worker(
                              stalled_after=base.stalled_after,
                              check_every=base.check_every)  # fmt: skip
     async with open_app(url) as app:
-
         empty_checks = 0
 
         async def finished() -> bool:

@@ -12,13 +12,23 @@ here, where it becomes a name, so no answer can make us write elsewhere
 from __future__ import annotations
 
 import os
+import re
+import string
 from pathlib import Path, PurePath
 from typing import Final
 
-from ._errors import ProtocolError
+from ._errors import ProtocolError, ValidationError
 from ._models import TASK_UID_RULE, is_task_uid
 
-__all__ = ["IMAGE_SUFFIXES", "child_path", "image_file_name", "text_file_name"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "NAME_FIELDS",
+    "check_name_template",
+    "child_path",
+    "image_file_name",
+    "templated_file_name",
+    "text_file_name",
+]
 
 IMAGE_SUFFIXES: Final = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 
@@ -44,6 +54,65 @@ def image_file_name(task_uid: str, index: int, suffix: str) -> str:
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise ProtocolError(f"image index {index!r} cannot name a file", retryable=False)
     return f"{_checked_uid(task_uid)}-{index}{suffix}"
+
+
+#: The fields a file-name template may use.
+NAME_FIELDS: Final = ("task_uid", "index", "seed", "prompt")
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def check_name_template(template: str, *, what: str = "name") -> str:
+    """Refuse a file-name template with unknown fields, separators or bad format syntax.
+
+    Example:
+        >>> check_name_template("{index}-{seed}")
+        '{index}-{seed}'
+    """
+    try:
+        fields = [field for _, field, spec, _ in string.Formatter().parse(template)
+                  if field is not None]  # fmt: skip
+    except ValueError as error:
+        raise ValidationError(f"{what} {template!r}: {error}") from None
+    allowed = ", ".join("{" + f + "}" for f in NAME_FIELDS)
+    unknown = [f for f in fields if f not in NAME_FIELDS]
+    if unknown:
+        raise ValidationError(
+            f"{what} {template!r}: unknown field {{{unknown[0]}}}; allowed: {allowed}"
+        )
+    if not template or any(c in template for c in "/\\\0") or template.strip(".") == "":
+        raise ValidationError(
+            f"{what} {template!r} must be a plain file name (no / or \\), with fields {allowed}"
+        )
+    return template
+
+
+def templated_file_name(
+    template: str, *, task_uid: str, index: int, seed: int | None, prompt: str, suffix: str,
+    images: int = 1,
+) -> str:  # fmt: skip
+    """A result image's file name from a template such as ``{index}-{seed}``.
+
+    The prompt is cut to 60 characters of letters, digits, ``.``, ``-`` and
+    ``_``. A template without ``{index}`` for a task with several images gets
+    ``-<index>`` added, so no image overwrites another. The name is checked by
+    `child_path` where it is used.
+
+    Example:
+        >>> templated_file_name("{prompt}-{seed}", task_uid="cktlm6lrh4miq8ng9nf0", index=0,
+        ...                     seed=42, prompt="a red apple", suffix=".png")
+        'a-red-apple-42.png'
+    """
+    check_name_template(template)
+    if suffix not in IMAGE_SUFFIXES:
+        suffix = ".png"
+    slug = _UNSAFE.sub("-", prompt).strip("-.")[:60] or "image"
+    seed_text = str(seed) if seed is not None else "unknown"
+    stem = template.format(
+        task_uid=_checked_uid(task_uid), index=index, seed=seed_text, prompt=slug
+    )
+    if images > 1 and "{index}" not in template:
+        stem = f"{stem}-{index}"
+    return stem + suffix
 
 
 def text_file_name(task_uid: str) -> str:

@@ -13,6 +13,8 @@ import copy
 import json
 import logging
 import os
+import re
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +44,7 @@ except ModuleNotFoundError:  # the cli extra is not installed
     # SystemExit with a message prints it to stderr and exits with status 1.
     raise SystemExit("picpik needs the cli extra: pip install 'picpik-async[cli]'") from None
 
+from picpik_async import __version__
 from picpik_async._actions import (
     DESCRIBE_LANGUAGES,
     DescribeImages,
@@ -50,7 +53,7 @@ from picpik_async._actions import (
     ResizeImage,
     sdxl_request,
 )
-from picpik_async._batch import BatchProgress, read_prompts, run_batch
+from picpik_async._batch import BatchItem, BatchProgress, read_batch_file, run_batch
 from picpik_async._client import AsyncClient
 from picpik_async._errors import (
     AuthenticationError,
@@ -59,13 +62,14 @@ from picpik_async._errors import (
     TaskTimeoutError,
     ValidationError,
 )
-from picpik_async._files import child_path, text_file_name
+from picpik_async._files import check_name_template, child_path, text_file_name
 from picpik_async._images import to_data_uri
 from picpik_async._ledger import STATES, Row, check_run_id, default_run_id, parse_ledger_url
 from picpik_async._ledger_stores import LEDGER_NAME, open_ledger, sqlite_url
 from picpik_async._models import Request, SubmitResponse
 from picpik_async._polling import missing_output
 from picpik_async._results import GenerationResult
+from picpik_async._retry import RetryEvent
 
 if TYPE_CHECKING:
     from picpik_async.testing import Emulator
@@ -79,6 +83,7 @@ _FAULT_RATES = ("busy", "rate_limit", "server_error", "slow", "drop", "malformed
 
 
 @click.group()
+@click.version_option(__version__, "--version", prog_name="picpik", message="%(prog)s %(version)s")
 def main() -> None:
     """picpik: the PICPIK image-generation API from the command line."""
 
@@ -282,6 +287,10 @@ def _print_banner(console: Console, url: str, emulator: Emulator, options: dict[
     console.print(f"  PublicKey:  {emulator.public_key}")
     console.print(f"  PrivateKey: {emulator.private_key}")
     console.print(f"  Latency:    {options['latency']:g} s")
+    console.print("Point picpik (or your code) at it from another shell:")
+    for name, value in (("PICPIK_BASE_URL", url), ("PICPIK_PUBLIC_KEY", emulator.public_key),
+                        ("PICPIK_PRIVATE_KEY", emulator.private_key)):  # fmt: skip
+        console.print(f"export {name}={shlex.quote(value)}", soft_wrap=True)
     faults = [
         f"{name} {options[name + '_rate']:g}" for name in _FAULT_RATES if options[name + "_rate"]
     ]
@@ -343,8 +352,13 @@ def _action_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+#: The command-line flag of each `GenerateOptions` field (filled in by `_option`).
+_FLAGS: dict[str, str] = {"translate_prompts": "--no-translate"}
+
+
 def _option(name: str, flag: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
     """A click option for the `GenerateOptions` field `name`, with the field's default."""
+    _FLAGS[name] = flag
     default = attrs.fields_dict(GenerateOptions)[name].default
     shown = not (default is None or isinstance(default, bool))
     return click.option(flag, name, default=default, show_default=shown, **kwargs)
@@ -405,6 +419,54 @@ def _generate_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+#: Request fields whose `GenerateOptions` field has another name.
+_OPTION_OF_FIELD: Final = {
+    "negative_prompts": "negative_prompt",
+    "main_model": "model",
+    "image_and_mask_list": "image",
+    "positive_prompts": "prompt",
+}
+_FIELD_IN_MESSAGE: Final = re.compile(
+    r"\b(?:GenerateImagesSDXL|Image2Image|GenerateOptions)\.(\w+)"
+)
+
+
+def _in_option_words(message: str, *, flags: bool) -> str:
+    """A validation message with model fields named as options: ``--width`` (flags) or
+    ``width`` (the keys of a JSONL or CSV batch line).
+
+    Example:
+        >>> _in_option_words("GenerateImagesSDXL.width must be ...", flags=True)
+        '--width must be ...'
+    """
+
+    def name(match: re.Match[str]) -> str:
+        option = _OPTION_OF_FIELD.get(match[1], match[1])
+        if option == "prompt":
+            return "PROMPT" if flags else "prompt"
+        return _FLAGS.get(option, match[0]) if flags else option
+
+    return _FIELD_IN_MESSAGE.sub(name, message)
+
+
+def _on_retry(event: RetryEvent) -> None:
+    """One line on stderr per retry, so a slow or unreachable service is seen at once."""
+    click.echo(
+        f"retrying in {event.wait:.1f} s (attempt {event.attempt + 1}): {event.error}",
+        err=True,
+    )
+
+
+def _require_keys(options: dict[str, Any]) -> None:
+    """Refuse, before anything is sent, to run without keys (naming the option and variable)."""
+    for option, env in (("public_key", "PICPIK_PUBLIC_KEY"), ("private_key", "PICPIK_PRIVATE_KEY")):
+        value = options.get(option)
+        if not value or not str(value).strip():
+            flag = "--" + option.replace("_", "-")
+            _usage_error(f"no {option.replace('_', ' ')}: pass {flag} or set {env} "
+                         "(or try --emulator: no keys needed)")  # fmt: skip
+
+
 @asynccontextmanager
 async def _open_client(options: dict[str, Any]) -> AsyncIterator[AsyncClient]:
     """The client the options ask for: the real API, or an embedded emulator."""
@@ -423,10 +485,12 @@ async def _open_client(options: dict[str, Any]) -> AsyncIterator[AsyncClient]:
             transport=emulator.transport(),
         )
     else:
+        _require_keys(options)
         client = AsyncClient(
             public_key=options["public_key"],
             private_key=options["private_key"],
             base_url=options["base_url"],
+            on_retry=_on_retry,
         )
     async with client:
         yield client
@@ -463,8 +527,16 @@ _EXIT_CODES: dict[type[PicpikError], int] = {
 def _fail(error: PicpikError) -> NoReturn:
     """Print a one-line reason and exit: 2 bad input, 3 auth, 4 timeout, 1 anything else."""
     code = next((_EXIT_CODES[c] for c in type(error).__mro__ if c in _EXIT_CODES), 1)
-    click.echo(f"error: {error}", err=True)
+    text = _in_option_words(str(error), flags=True) if isinstance(error, ValidationError) else error
+    click.echo(f"error: {text}", err=True)
+    if isinstance(error, TaskTimeoutError):
+        click.echo(_later_hint(error.task_uid), err=True)
     sys.exit(code)
+
+
+def _later_hint(task_uid: str) -> str:
+    return (f"hint: the task goes on on the service; `picpik tasks wait {task_uid}` picks it "
+            "up later")  # fmt: skip
 
 
 class _Status:
@@ -495,19 +567,39 @@ class _Status:
             self._console.print(text)
 
 
+#: A stand-in image input, for checking the other values before the real one is read.
+_A_PNG: Final = "data:image/png;base64,iVBORw0KGgo="
+
+
 @main.command()
 @click.argument("prompt")
 @_generate_options
+@click.option(
+    "--name",
+    default=None,
+    metavar="TEMPLATE",
+    help="File name of the image(s), without extension: text and the fields {task_uid}, "
+    "{index}, {seed}, {prompt} [default: {task_uid}-{index}].",
+)
 @_api_options
 def generate(prompt: str, **options: Any) -> None:
     """Generate images for PROMPT and save them as PNG files.
 
-    Files are named <TaskUID>-<index>.png inside --out.
+    Files are named <TaskUID>-<index>.png inside --out, or after --name
+    (``--name apple`` saves apple.png; ``--name "{prompt}-{seed}"``).
     """
     console = Console(highlight=False)
+    try:
+        if options["name"] is not None:
+            check_name_template(options["name"], what="--name")
+        chosen = GenerateOptions(**_generate_kwargs(options))
+        # Every value checked before anything is read or sent (the image's own
+        # checks come when it is read).
+        sdxl_request(prompt, chosen, image_uri=_A_PNG if chosen.image is not None else None)
+    except PicpikError as error:
+        _fail(error)
 
     async def job() -> int:
-        chosen = GenerateOptions(**_generate_kwargs(options))
         image_uri = await to_data_uri(chosen.image) if chosen.image is not None else None
         request = sdxl_request(prompt, chosen, image_uri=image_uri)
         async with _open_client(options) as client:
@@ -523,7 +615,7 @@ def generate(prompt: str, **options: Any) -> None:
                 )
                 _require_images(result)
                 status.update(f"downloading {len(result.images)} image(s)")
-                paths = await client.download(result, options["out"])
+                paths = await client.download(result, options["out"], name=options["name"])
         _print_summary(console, result, paths)
         return 0
 
@@ -609,10 +701,13 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
         _usage_error("--emulator is embedded in one process, so workers cannot share it: "
                      "run `picpik emulator` and pass its --base-url")  # fmt: skip
     try:
-        items = read_prompts(file.read_text(encoding="utf-8"), jsonl=file.suffix == ".jsonl")
+        items = read_batch_file(file)
         run_id = check_run_id(options["run_id"] or default_run_id(str(file.resolve()), file.stem))
     except PicpikError as error:
         _fail(error)
+    if not items:
+        _usage_error(f"no prompts in {file} (blank lines and lines starting with # are skipped)")
+    _check_batch_lines(file, items, _generate_kwargs(options))
     defaults = _generate_kwargs(options)
 
     async def job() -> int:
@@ -650,6 +745,35 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
         return 0 if counts["finished"] == len(rows) else 1
 
     _run(options, job)
+
+
+#: Bad lines shown before `picpik batch` gives up (the rest are counted).
+_SHOWN_ERRORS: Final = 20
+
+
+def _check_batch_lines(file: Path, items: list[BatchItem], defaults: dict[str, Any]) -> None:
+    """Check every line's options before anything is sent; exit 2 naming each bad line."""
+    try:
+        sdxl_request("a check", GenerateOptions(**defaults))
+    except PicpikError as error:
+        _fail(error)  # a bad --option: named as the option
+    errors: list[str] = []
+    for item in items:
+        try:
+            options = GenerateOptions.from_mapping({**defaults, **item.options}, what="batch")
+            sdxl_request(item.prompt, options)
+        except (PicpikError, TypeError) as error:
+            errors.append(
+                f"{file.name} line {item.line}: {_in_option_words(str(error), flags=False)}"
+            )
+    if not errors:
+        return
+    for line in errors[:_SHOWN_ERRORS]:
+        click.echo(f"error: {line}", err=True)
+    if len(errors) > _SHOWN_ERRORS:
+        click.echo(f"... and {len(errors) - _SHOWN_ERRORS} more bad lines", err=True)
+    click.echo("Nothing was sent.", err=True)
+    sys.exit(2)
 
 
 def _usage_error(message: str) -> NoReturn:
@@ -712,7 +836,8 @@ class _BatchView:
             )
             return
         total = f"/{progress.total}" if progress.total else ""
-        self._console.print(f"[{finished}{total}] {row.state}: {row.prompt[:60]}")
+        error = f" ({row.error})" if row.error and row.state in ("failed", "unknown") else ""
+        self._console.print(f"[{finished}{total}] {row.state}: {row.prompt[:60]}{error}")
 
 
 def _state_counts(rows: list[Row]) -> dict[str, int]:
@@ -730,11 +855,14 @@ def _print_batch_table(
     for column in ("prompt", "status", "task", "files"):
         table.add_column(column)
     for row in rows:
-        files = ", ".join(row.files) or (row.error or "")[:60]
+        files = ", ".join(row.files) or row.error or ""
         table.add_row(row.prompt[:40], row.state, row.task_uid or "", files)
     console.print(table)
     counts = _state_counts(rows)
     unsent = f", unsent (credit budget spent) {counts['new']}" if progress.unsent else ""
+    if progress.timed_out:
+        unsent += (f", timed out {progress.timed_out} (run the same command again to wait "
+                   "for them)")  # fmt: skip
     console.print(
         f"submitted {progress.submitted}, done {counts['finished']} "
         f"(skipped {progress.skipped}), failed {counts['failed']}, "
@@ -966,6 +1094,10 @@ def tasks() -> None:
 def tasks_wait(task_uids: tuple[str, ...], **options: Any) -> None:
     """Wait for tasks, download their images and print where they went."""
     console = Console(highlight=False)
+    if options["use_emulator"]:
+        _usage_error("--emulator starts a fresh emulator, which has no tasks yet, so it can "
+                     "never find these: run `picpik emulator` once, and pass its --base-url "
+                     "to both the command that made the tasks and this one")  # fmt: skip
 
     async def job() -> int:
         failed = 0
@@ -979,6 +1111,8 @@ def tasks_wait(task_uids: tuple[str, ...], **options: Any) -> None:
                 except PicpikError as error:
                     failed += 1
                     console.print(f"{uid}: {error}")
+                    if isinstance(error, TaskTimeoutError):
+                        console.print(_later_hint(uid))
                     return
                 for path in paths:
                     console.print(f"{uid}: saved {path}")

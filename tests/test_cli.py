@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+import picpik_async as picpik
 from picpik_async import sign
 from picpik_async._signing import dumps
 from picpik_async.cli import main
@@ -330,3 +333,179 @@ def test_reconcile_lists_unknowns_then_resends_with_the_same_request_uuid(
     (run,) = json.loads(invoke(runner, "runs", "--out", "out", "--json").output)
     assert (run["finished"], run["unknown"]) == (5, 0)
     assert len(list(Path("out").glob("*.png"))) == 5
+
+
+# --- the first hour: each fix of issue 15 ------------------------------------------------
+
+
+def test_version(runner: CliRunner) -> None:
+    result = invoke(runner, "--version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"picpik {picpik.__version__}"
+
+
+def test_emulator_banner_has_lines_to_paste(tmp_path: Path) -> None:
+    """`picpik emulator` prints `export ...` lines that point a shell at it."""
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "picpik_async.cli", "emulator", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert emulator.stdout is not None
+        lines = [emulator.stdout.readline() for _ in range(8)]
+    finally:
+        emulator.terminate()
+        emulator.communicate(timeout=30)
+    exports = dict(
+        line.removeprefix("export ").strip().split("=", 1)
+        for line in lines
+        if line.startswith("export ")
+    )
+    assert exports["PICPIK_BASE_URL"].startswith("http://127.0.0.1:")
+    assert exports["PICPIK_PUBLIC_KEY"] == "emulator-public"
+    assert exports["PICPIK_PRIVATE_KEY"] == "emulator-secret"
+
+
+def test_unreachable_base_url_names_the_address_and_shows_retries(runner: CliRunner) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = invoke(runner, "credits", "--base-url", f"http://127.0.0.1:{port}",
+                    "--public-key", "p", "--private-key", "k")  # fmt: skip
+    assert result.exit_code == 1
+    assert f"cannot reach http://127.0.0.1:{port}" in result.output
+    assert result.output.count("retrying in") >= 1
+
+
+def test_an_empty_prompts_file_is_an_error(runner: CliRunner) -> None:
+    Path("p.txt").write_text("\n# only a comment\n\n", encoding="utf-8")
+    result = invoke(runner, "batch", "p.txt", "--emulator")
+    assert result.exit_code == 2
+    assert "no prompts in p.txt" in result.output
+
+
+def test_batch_errors_name_the_file_and_line_whole(runner: CliRunner) -> None:
+    """Bad values are refused before anything is sent, each named by file and line, whole."""
+    lines = [{"prompt": "fine"}, {"prompt": "too narrow", "width": 7}, {"prompt": "x", "seed": "a"}]
+    Path("p.jsonl").write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    result = invoke(runner, "batch", "p.jsonl", "--emulator", "--out", "out")
+    assert result.exit_code == 2
+    assert "p.jsonl line 2: width must be an integer in 64..2560, got 7" in result.output
+    assert "p.jsonl line 3: seed" in result.output
+    assert "Nothing was sent." in result.output
+    assert not Path("out").exists()
+
+
+def test_batch_shows_failed_errors_whole(runner: CliRunner, server: EmulatorServer) -> None:
+    from picpik_async.testing import Faults
+
+    server.emulator.faults = Faults(task_failure=1.0)
+    Path("p.txt").write_text("doomed\n", encoding="utf-8")
+    result = invoke(runner, "batch", "p.txt", "--out", "out", *keys(server))
+    assert result.exit_code == 1
+    (line,) = [x for x in result.output.splitlines() if x.startswith("[1/1] failed: doomed (")]
+    assert "ErrorCode" in line
+    assert "Traceback" not in result.output
+
+
+def test_tasks_wait_refuses_the_embedded_emulator_at_once(runner: CliRunner) -> None:
+    started = time.monotonic()
+    result = invoke(runner, "tasks", "wait", "cktlm6lrh4miq8ng9nf0", "--emulator")
+    assert result.exit_code == 2
+    assert "picpik emulator" in result.output
+    assert time.monotonic() - started < 5  # refused, not waited for
+
+
+def test_a_timeout_hints_at_tasks_wait(runner: CliRunner) -> None:
+    with EmulatorServer(latency=30) as slow:
+        result = invoke(runner, "generate", "slow", "--timeout", "0.5", *keys(slow))
+    assert result.exit_code == 4
+    (uid,) = re.findall(r"task (\w+) not finished", result.output)
+    assert f"picpik tasks wait {uid}" in result.output
+
+
+def test_a_missing_key_names_the_option_and_variable(runner: CliRunner) -> None:
+    result = invoke(runner, "credits", "--private-key", "k")
+    assert result.exit_code == 2
+    assert "--public-key" in result.output
+    assert "PICPIK_PUBLIC_KEY" in result.output
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [("apple", ["apple.png"]), ("{prompt}-{seed}", ["a-red-apple-42.png"]),
+     ("{index}-{seed}", ["0-42.png"])],
+)  # fmt: skip
+def test_generate_name_template(runner: CliRunner, template: str, expected: list[str]) -> None:
+    result = invoke(runner, "generate", "a red apple", "--emulator", "--seed", "42", "--width",
+                    "64", "--height", "64", "--out", "pics", "--name", template)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in Path("pics").iterdir()) == expected
+
+
+@pytest.mark.parametrize("template", ["../apple", "a/b", "{bad}", "{seed", ""])
+def test_generate_bad_name_template_is_refused_before_sending(
+    runner: CliRunner, template: str
+) -> None:
+    result = invoke(runner, "generate", "x", "--emulator", "--name", template, "--out", "pics")
+    assert result.exit_code == 2
+    assert "--name" in result.output
+    assert not Path("pics").exists()
+
+
+def test_validation_errors_name_the_option(runner: CliRunner) -> None:
+    result = invoke(runner, "generate", "x", "--width", "7", "--emulator")
+    assert result.exit_code == 2
+    assert "error: --width must be an integer in 64..2560, got 7" in result.output
+    assert "GenerateImagesSDXL" not in result.output
+    from picpik_async.testing._images import render_png
+    from picpik_async.testing._state import ImageSpec
+
+    Path("in.png").write_bytes(render_png(ImageSpec("in", 1, 0, 64, 64)))
+    strength = invoke(runner, "generate", "x", "--image", "in.png", "--strength", "3",
+                      "--emulator")  # fmt: skip
+    assert strength.exit_code == 2
+    assert "error: --strength must be" in strength.output
+
+
+def test_batch_reads_csv(runner: CliRunner) -> None:
+    Path("p.csv").write_text(
+        'prompt,width,height,seed,tiling\na cat,64,64,7,yes\n"a dog, sitting",128,64,,no\n,,,,\n',
+        encoding="utf-8",
+    )
+    result = invoke(runner, "batch", "p.csv", "--emulator", "--out", "out")
+    assert result.exit_code == 0, result.output
+    with closing(sqlite3.connect("out/picpik-ledger.sqlite3")) as db:
+        rows = db.execute("SELECT prompt, options, seed FROM picpik_rows ORDER BY position")
+        found = [(prompt, json.loads(options), seed) for prompt, options, seed in rows]
+    assert found[0][0] == "a cat"
+    assert (found[0][1]["width"], found[0][1]["tiling"], found[0][2]) == (64, True, 7)
+    assert found[1][0] == "a dog, sitting"
+    assert (found[1][1]["width"], found[1][1]["tiling"]) == (128, False)
+    assert len(found) == 2  # the empty row is skipped
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("prompt,colour\nx,red\n", "p.csv line 1: unknown column(s) colour"),
+     ("text\nx\n", 'p.csv line 1: the header row has no "prompt" column'),
+     ("prompt,width\nx,wide\n", "p.csv line 2: width must be an integer, got 'wide'"),
+     ("prompt,tiling\nx,maybe\n", "p.csv line 2: tiling must be true or false"),
+     ("prompt,sub_models\nx,a\n", "p.csv line 2: sub_models cannot be given in CSV")],
+)  # fmt: skip
+def test_bad_csv_names_the_row(runner: CliRunner, text: str, message: str) -> None:
+    Path("p.csv").write_text(text, encoding="utf-8")
+    result = invoke(runner, "batch", "p.csv", "--emulator")
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_parquet_without_pyarrow_says_how_to_get_it(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    Path("p.parquet").write_bytes(b"PAR1")
+    result = invoke(runner, "batch", "p.parquet", "--emulator")
+    assert result.exit_code == 2
+    assert "pip install pyarrow" in result.output
