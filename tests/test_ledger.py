@@ -422,3 +422,17 @@ async def test_a_budgeted_batch_stops_at_its_budget(tmp_path: Path) -> None:
     assert [r.state for r in rows].count("finished") == 7
     assert progress.unsent == 13
     assert progress.pending == 0
+
+
+@pytest.mark.anyio
+async def test_a_timed_out_wait_leaves_the_row_for_the_next_run(tmp_path: Path) -> None:
+    """A wait that runs out of time is not a failure: the next run waits for the same task."""
+    emulator = Emulator(latency=1.0, seed=5)
+    items = [BatchItem("k0", "slow", {"width": 64, "height": 64})]
+    async with make_client(emulator) as client, _sqlite(tmp_path) as ledger:
+        first, rows = await run_batch(client, items, tmp_path, ledger, run_id=RUN, timeout=0.2)
+        assert (first.timed_out, first.failed, first.pending) == (1, 0, 1)
+        assert rows[0].state == "submitted"
+        second, rows = await run_batch(client, items, tmp_path, ledger, run_id=RUN)
+    assert (second.submitted, second.done, rows[0].state) == (0, 1, "finished")
+    assert emulator.counters.tasks_created == 1
