@@ -272,19 +272,25 @@ class Client(_BlockingMethods):
     # --- images: of either kind; a BlockingImage reads through the Client that made it ---
 
     def download(
-        self, result: BlockingResult | GenerationResult, directory: str | os.PathLike[str]
+        self,
+        result: BlockingResult | GenerationResult,
+        directory: str | os.PathLike[str],
+        *,
+        name: str | None = None,
     ) -> list[Path]:
-        """Save every image of a result into `directory` as `<TaskUID>-<index>.<ext>`.
+        """Save every image of a result into `directory` as `<TaskUID>-<index>.<ext>`,
+        or after the `name` template (see `AsyncClient.download()`).
 
         Blocking `AsyncClient.download()`; `result` may be a `BlockingResult`
         or an async `GenerationResult`.
 
         Example:
-            >>> # paths = client.download(result, "out/")
+            >>> # paths = client.download(result, "out/", name="{prompt}-{seed}")
         """
         if isinstance(result, BlockingResult):
-            return result._run(functools.partial(self._async.download, result.result, directory))
-        return self._run(functools.partial(self._async.download, result, directory))
+            save = functools.partial(self._async.download, result.result, directory, name=name)
+            return result._run(save)
+        return self._run(functools.partial(self._async.download, result, directory, name=name))
 
     def read_image(self, image: BlockingImage | GeneratedImage) -> bytes:
         """Download a result image and return its bytes (`BlockingImage.read()`).

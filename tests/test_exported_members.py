@@ -64,7 +64,15 @@ INTERNAL = {
     },
     "_client": {"DEFAULT_BASE_URL"},
     "_decoding": {"ACCEPT_ENCODING", "BodyDecoder", "codings", "too_large"},
-    "_files": {"IMAGE_SUFFIXES", "child_path", "image_file_name", "text_file_name"},
+    "_files": {
+        "IMAGE_SUFFIXES",
+        "NAME_FIELDS",
+        "check_name_template",
+        "child_path",
+        "image_file_name",
+        "templated_file_name",
+        "text_file_name",
+    },  # fmt: skip
     "_images": {
         "DOWNLOAD_TIMEOUT",
         "Downloader",
