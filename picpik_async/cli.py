@@ -17,6 +17,7 @@ import re
 import shlex
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -53,11 +54,12 @@ from picpik_async._actions import (
     ResizeImage,
     sdxl_request,
 )
-from picpik_async._batch import BatchItem, BatchProgress, read_batch_file, run_batch
+from picpik_async._batch import BatchItem, BatchProgress, new_rows, read_batch_file, run_batch
 from picpik_async._client import AsyncClient
 from picpik_async._errors import (
     AuthenticationError,
     PicpikError,
+    SubmitOutcomeUnknownError,
     TaskFailedError,
     TaskTimeoutError,
     ValidationError,
@@ -65,9 +67,10 @@ from picpik_async._errors import (
 from picpik_async._files import check_name_template, child_path, text_file_name
 from picpik_async._images import to_data_uri
 from picpik_async._ledger import STATES, Row, check_run_id, default_run_id, parse_ledger_url
-from picpik_async._ledger_stores import LEDGER_NAME, open_ledger, sqlite_url
+from picpik_async._ledger_stores import LEDGER_NAME, Ledger, open_ledger, sqlite_url
 from picpik_async._models import Request, SubmitResponse
 from picpik_async._polling import missing_output
+from picpik_async._protocol import new_request_uuid
 from picpik_async._results import GenerationResult
 from picpik_async._retry import RetryEvent
 
@@ -602,24 +605,78 @@ def generate(prompt: str, **options: Any) -> None:
     async def job() -> int:
         image_uri = await to_data_uri(chosen.image) if chosen.image is not None else None
         request = sdxl_request(prompt, chosen, image_uri=image_uri)
-        async with _open_client(options) as client:
+        out: Path = options["out"]
+        uuid = new_request_uuid()
+        # The folder's ledger keeps every generate call too (run "generate"): the
+        # gallery page is built from it, and a lost answer is on record.
+        key = f"{int(time.time())}-{uuid[:8]}"
+        (row,) = new_rows([BatchItem(key, prompt)], _generate_kwargs(options))
+        async with open_ledger(sqlite_url(out)) as ledger, _open_client(options) as client:
+            await ledger.add_run(_GENERATE_RUN, [row])
+            await ledger.claim(_GENERATE_RUN, key, request_uuid=uuid, worker="generate")
             with _Status(console) as status:
                 status.update("submitting")
-                handle = await client.submit(request)
+                async with _settled_on_error(ledger, key):
+                    handle = await client.submit(request, request_uuid=uuid)
+                await ledger.submitted(_GENERATE_RUN, key, handle.task_uid)
                 status.update(f"submitted: task {handle.task_uid}")
-                result = await client.wait(
-                    handle,
-                    options["timeout"],
-                    prompt=prompt,
-                    on_update=lambda d: status.update(f"task {d.task_uid}: {d.status}"),
-                )
-                _require_images(result)
-                status.update(f"downloading {len(result.images)} image(s)")
-                paths = await client.download(result, options["out"], name=options["name"])
+                async with _settled_on_error(ledger, key):
+                    result = await client.wait(
+                        handle,
+                        options["timeout"],
+                        prompt=prompt,
+                        on_update=lambda d: status.update(f"task {d.task_uid}: {d.status}"),
+                    )
+                    _require_images(result)
+                    status.update(f"downloading {len(result.images)} image(s)")
+                    paths = await client.download(result, out, name=options["name"])
+            await ledger.settle(
+                _GENERATE_RUN, key, "finished", files=[p.name for p in paths], seed=result.seed,
+                credits=result.credits,
+            )  # fmt: skip
         _print_summary(console, result, paths)
+        await _write_gallery(console, out)
         return 0
 
     _run(options, job)
+
+
+#: The ledger run that `picpik generate` calls are recorded in.
+_GENERATE_RUN: Final = "generate"
+
+
+@asynccontextmanager
+async def _settled_on_error(ledger: Ledger, key: str) -> AsyncIterator[None]:
+    """Record a `generate` call that went wrong in the ledger, then let the error go on.
+
+    A lost submit answer is an unknown outcome; a timed-out wait leaves the row
+    submitted (the task goes on); anything else failed.
+    """
+    try:
+        yield
+    except SubmitOutcomeUnknownError as error:
+        await ledger.settle(_GENERATE_RUN, key, "unknown", error=str(error))
+        raise
+    except TaskTimeoutError:
+        raise
+    except PicpikError as error:
+        await ledger.settle(_GENERATE_RUN, key, "failed", error=str(error))
+        raise
+
+
+async def _write_gallery(
+    console: Console, out: Path, *, ledger_url: str | None = None, run_id: str | None = None
+) -> None:
+    """Rebuild the folder's index.html; a page that cannot be written is only a warning."""
+    from picpik_async._gallery import write_gallery
+
+    runs = {run_id} if run_id is not None else None
+    try:
+        path = await write_gallery(out, ledger_url=ledger_url, run_ids=runs)
+    except (PicpikError, OSError) as error:
+        console.print(f"warning: the gallery page was not written: {error}")
+        return
+    console.print(f"Gallery: {path}")
 
 
 def _require_images(result: GenerationResult) -> None:
@@ -739,6 +796,8 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
             operations = ledger.operations
         counts = _print_batch_table(console, rows, progress, run_id)
         console.print(f"ledger: {operations} operations")
+        shared = {"ledger_url": url, "run_id": run_id} if kind == "postgresql" else {}
+        await _write_gallery(console, options["out"], **shared)
         if stop.is_set():
             console.print("Stopped early: run the same command again to resume.")
             return 130
@@ -1074,6 +1133,36 @@ def runs_reconcile(context: click.Context, /, run_id: str, **options: Any) -> No
         return 0 if not report.still_unknown else 1
 
     _run(options, job)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--ledger", envvar="PICPIK_LEDGER", default=None, metavar="URL",
+              help="The ledger [default: the SQLite file in FOLDER].")  # fmt: skip
+@click.option("--run", "run_ids", multiple=True, metavar="RUN_ID",
+              help="Show only this run (repeatable) [default: every run].")  # fmt: skip
+@click.option("--title", default=None, help="The page's title [default: FOLDER's name].")
+def gallery(folder: Path, ledger: str | None, run_ids: tuple[str, ...], title: str | None) -> None:
+    """Rebuild FOLDER/index.html, the gallery page of its runs, from the ledger.
+
+    A static page: a grid of the images with each prompt, seed, size, credits
+    and TaskUID, the failed and unknown prompts with their errors, and each
+    run's counts, credits and time. No scripts, no network; open it in any
+    browser.
+    """
+    from picpik_async._gallery import write_gallery
+
+    if ledger is not None:
+        _ledger_url({"ledger": ledger, "out": folder})
+
+    async def job() -> int:
+        path = await write_gallery(
+            folder, title=title, ledger_url=ledger, run_ids=set(run_ids) or None
+        )
+        click.echo(f"Gallery: {path}")
+        return 0
+
+    _run({"debug": False}, job)
 
 
 @main.group()

@@ -440,7 +440,7 @@ def test_generate_name_template(runner: CliRunner, template: str, expected: list
     result = invoke(runner, "generate", "a red apple", "--emulator", "--seed", "42", "--width",
                     "64", "--height", "64", "--out", "pics", "--name", template)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in Path("pics").iterdir()) == expected
+    assert sorted(p.name for p in Path("pics").glob("*.png")) == expected
 
 
 @pytest.mark.parametrize("template", ["../apple", "a/b", "{bad}", "{seed", ""])
@@ -509,3 +509,45 @@ def test_parquet_without_pyarrow_says_how_to_get_it(
     result = invoke(runner, "batch", "p.parquet", "--emulator")
     assert result.exit_code == 2
     assert "pip install pyarrow" in result.output
+
+
+def test_batch_and_generate_write_the_gallery(runner: CliRunner) -> None:
+    """Both commands write out/index.html; `picpik gallery` rebuilds it from the ledger."""
+    Path("p.txt").write_text("a cat\n<script>alert(1)</script> a dog\n", encoding="utf-8")
+    result = invoke(runner, "batch", "p.txt", "--emulator", "--width", "64", "--height", "64",
+                    "--out", "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Gallery: out/index.html" in result.output
+    made = invoke(runner, "generate", "a red apple", "--emulator", "--width", "64", "--height",
+                  "64", "--out", "out", "--name", "apple")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    page = Path("out/index.html").read_text(encoding="utf-8")
+    assert 'src="apple.png"' in page
+    assert "a red apple" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; a dog" in page
+    assert "<script>" not in page
+    (run,) = [r for r in json.loads(invoke(runner, "runs", "--out", "out", "--json").output)
+              if r["run_id"] == "generate"]  # fmt: skip
+    assert (run["total"], run["finished"]) == (1, 1)  # generate calls are in the ledger too
+    Path("out/index.html").unlink()
+    rebuilt = invoke(runner, "gallery", "out", "--title", "My cats")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "My cats" in Path("out/index.html").read_text(encoding="utf-8")
+
+
+def test_gallery_of_a_folder_without_a_ledger(runner: CliRunner) -> None:
+    Path("empty").mkdir()
+    result = invoke(runner, "gallery", "empty")
+    assert result.exit_code == 1
+    assert "no ledger" in result.output
+    assert not Path("empty/picpik-ledger.sqlite3").exists()
+
+
+def test_a_lost_generate_answer_is_on_record(runner: CliRunner, server: EmulatorServer) -> None:
+    from picpik_async.testing import Faults, Trigger
+
+    server.emulator.faults = Faults(drop=Trigger(schedule={1}, actions={"GenerateImagesSDXL"}))
+    result = invoke(runner, "generate", "lost", "--out", "out", *keys(server))
+    assert result.exit_code == 1
+    shown = invoke(runner, "runs", "show", "generate", "--out", "out")
+    assert "unknown: lost (request_uuid " in shown.output

@@ -72,7 +72,7 @@ INTERNAL = {
         "image_file_name",
         "templated_file_name",
         "text_file_name",
-    },  # fmt: skip
+    },
     "_images": {
         "DOWNLOAD_TIMEOUT",
         "Downloader",
