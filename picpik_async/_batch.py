@@ -27,6 +27,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import time
 import uuid
 from collections import Counter
@@ -42,13 +43,21 @@ from attrs import define, evolve, field, frozen
 from . import _ledger as rules
 from ._actions import GenerateOptions, sdxl_request
 from ._client import AsyncClient
-from ._errors import PicpikError, SubmitOutcomeUnknownError, TaskTimeoutError, ValidationError
+from ._errors import (
+    LedgerError,
+    PicpikError,
+    SubmitOutcomeUnknownError,
+    TaskTimeoutError,
+    ValidationError,
+)
 from ._images import to_data_uri
 from ._ledger import NewRow, Row
 from ._ledger_stores import Ledger
 from ._protocol import new_request_uuid
 
 __all__ = ["BatchItem", "BatchProgress", "Worker", "import_journal", "read_prompts", "run_batch"]
+
+logger = logging.getLogger("picpik_async.batch")
 
 JOURNAL_NAME: Final = "picpik-journal.jsonl"
 Phase = Literal["new", "submitting", "submitted", "finished", "failed", "unknown"]
@@ -384,6 +393,10 @@ Listener = Callable[[BatchProgress, Row], None]
 
 #: How often a submit that does not fit the budget looks again while others are in flight.
 BUDGET_RECHECK: Final = 0.2
+#: Attempts at recording a TaskUID before it is only logged.
+_LEDGER_ATTEMPTS: Final = 5
+#: What `Worker._claim` returns for a row given back (`Worker.defer_on_budget`).
+_DEFERRED: Final = object()
 
 
 @define
@@ -428,7 +441,14 @@ class Worker:
     on_change: Listener | None = None
     progress: BatchProgress = field(factory=lambda: BatchProgress(total=0))
     name: str = field(factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
+    #: Give a row back (`do` returns True) instead of waiting while the budget is held
+    #: by submits in flight: a distributed job then ends, so the jobs of the rows that
+    #: hold the budget can run (`_distributed`).
+    defer_on_budget: bool = False
     _stopper: _Stopper = field(init=False)
+    #: Rows of this worker between their claim and their end: while there are none, a
+    #: budget held by submits in flight is held by nobody this process waits for.
+    _active: int = field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._stopper = _Stopper(self.stop)
@@ -437,42 +457,52 @@ class Worker:
         """Cancel the waits when `stop` is set (run it in the task group doing the rows)."""
         await self._stopper.watch()
 
-    async def do(self, row: Row) -> None:
-        """Take one row as far as it goes: skip, submit, wait, or report it."""
+    async def do(self, row: Row) -> bool:
+        """Take one row as far as it goes: skip, submit, wait, or report it.
+
+        Returns True when the row was given back untouched, to be done later
+        (`defer_on_budget`).
+        """
         try:
-            await self._do(row)
+            return await self._do(row)
         finally:
             if self.on_change is not None:
                 (latest,) = await self.ledger.rows(row.run_id, [row.key])
                 self.on_change(self.progress, latest)
 
-    async def _do(self, row: Row) -> None:
+    async def _do(self, row: Row) -> bool:
         progress = self.progress
         step = rules.next_step(row.state, resend_unknown=self.retry_unknown)
         if step == "skip":
             progress.done += 1
             progress.skipped += 1
-            return
+            return False
         if step == "orphaned":
             await self.ledger.orphan_claims(row.run_id, [row.key])
             step = rules.next_step("unknown", resend_unknown=self.retry_unknown)
             if step == "report":
                 progress.unknown += 1
-                return
+                return False
         if step == "report":
             self._count_final(row.state)
-            return
+            return False
         task_uid = row.task_uid
-        if step in ("submit", "resend"):
-            task_uid = await self._submit(row, resend=step == "resend")
-            if task_uid is None:
-                return
-        if task_uid is None:  # a submitted row always has one, unless edited by hand
-            await self.ledger.settle(row.run_id, row.key, "failed", error="no TaskUID recorded")
-            self.progress.failed += 1
-            return
-        with self._stopper.cancellable():  # a stop ends the wait; the submit ran to its end
-            await self._wait_and_save(row, task_uid)
+        self._active += 1
+        try:
+            if step in ("submit", "resend"):
+                outcome = await self._submit(row, resend=step == "resend")
+                if not isinstance(outcome, str):
+                    return outcome is _DEFERRED
+                task_uid = outcome
+            if task_uid is None:  # a submitted row always has one, unless edited by hand
+                await self.ledger.settle(row.run_id, row.key, "failed", error="no TaskUID recorded")
+                self.progress.failed += 1
+                return False
+            with self._stopper.cancellable():  # a stop ends the wait; the submit ran to its end
+                await self._wait_and_save(row, task_uid)
+            return False
+        finally:
+            self._active -= 1
 
     def _count_final(self, state: str) -> None:
         if state == "failed":
@@ -480,7 +510,8 @@ class Worker:
         else:
             self.progress.unknown += 1
 
-    async def _submit(self, row: Row, *, resend: bool) -> str | None:
+    async def _submit(self, row: Row, *, resend: bool) -> str | object | None:
+        """Claim, send and record a row's submit: its TaskUID, `_DEFERRED`, or None."""
         ledger, run_id, key = self.ledger, row.run_id, row.key
         try:
             options = GenerateOptions.from_mapping(row.options)
@@ -491,8 +522,8 @@ class Worker:
             self.progress.failed += 1
             return None
         claimed = await self._claim(row, resend=resend)
-        if claimed is None:
-            return None
+        if not isinstance(claimed, str):
+            return claimed
         with anyio.CancelScope(shield=True):  # never abandon a submit half way: record it
             try:
                 handle = await self.client.submit(request, request_uuid=claimed)
@@ -504,12 +535,38 @@ class Worker:
                 await ledger.settle(run_id, key, "failed", error=str(error))
                 self.progress.failed += 1
                 return None
-            await ledger.submitted(run_id, key, handle.task_uid)
+            await self._record_submitted(row, handle.task_uid, claimed)
         self.progress.submitted += 1
         return handle.task_uid
 
-    async def _claim(self, row: Row, *, resend: bool) -> str | None:
-        """Claim the row (waiting while the budget is held by submits in flight); its uuid."""
+    async def _record_submitted(self, row: Row, task_uid: str, request_uuid: str) -> None:
+        """Record a TaskUID, trying again on a ledger error: it is what makes a re-run free.
+
+        If the ledger stays unwritable, the TaskUID is logged (with the
+        request_uuid) and the wait goes on with it in memory; a later run sees
+        the row as an unknown outcome, and the log says which task it was.
+        """
+        for attempt in range(_LEDGER_ATTEMPTS):
+            try:
+                await self.ledger.submitted(row.run_id, row.key, task_uid)
+                return
+            except LedgerError as error:
+                if attempt + 1 == _LEDGER_ATTEMPTS:
+                    logger.error(
+                        "run %s: could not record TaskUID %s (request_uuid %s) of prompt %r: "
+                        "%s", row.run_id, task_uid, request_uuid, row.prompt[:60], error,
+                    )  # fmt: skip
+                    return
+                await anyio.sleep(0.2 * 2**attempt)
+
+    async def _claim(self, row: Row, *, resend: bool) -> str | object | None:
+        """Claim the row; its request_uuid, `_DEFERRED` or None (not sent).
+
+        While the budget is held by submits in flight, the claim waits for them
+        (only while this worker has rows of its own going, which will settle:
+        a budget held by tasks nobody here waits for is reported as unsent), or,
+        `defer_on_budget`, gives the row back.
+        """
         while True:
             if self.stop.is_set():
                 return None
@@ -519,10 +576,12 @@ class Worker:
             )  # fmt: skip
             if result.outcome == "claimed":
                 return result.request_uuid
-            if result.outcome == "wait":
+            if result.outcome == "wait" and self.defer_on_budget:
+                return _DEFERRED
+            if result.outcome == "wait" and self._active > 1:  # rows of ours will settle
                 await anyio.sleep(BUDGET_RECHECK)
                 continue
-            if result.outcome == "exhausted":
+            if result.outcome in ("wait", "exhausted"):
                 self.progress.unsent += 1
             return None  # taken: another worker has it, or it is over
 
@@ -583,11 +642,39 @@ async def run_batch(
         >>> # async with open_ledger(sqlite_url(out)) as ledger:
         >>> #     progress, rows = await run_batch(client, items, out, ledger, run_id="cats")
     """
+    with ledger.exclusive():
+        return await _run_batch(
+            client, items, out, ledger, run_id=run_id, concurrency=concurrency,
+            defaults=defaults, retry_unknown=retry_unknown, stop=stop, on_change=on_change,
+            timeout=timeout, max_credits=max_credits,
+        )  # fmt: skip
+
+
+async def _run_batch(
+    client: AsyncClient,
+    items: Sequence[BatchItem],
+    out: Path,
+    ledger: Ledger,
+    *,
+    run_id: str,
+    concurrency: int,
+    defaults: Mapping[str, Any] | None,
+    retry_unknown: bool,
+    stop: anyio.Event | None,
+    on_change: Listener | None,
+    timeout: float | None,
+    max_credits: int | None,
+) -> tuple[BatchProgress, list[Row]]:
     await ledger.add_run(run_id, new_rows(items, defaults), max_credits=max_credits)
     await import_journal(ledger, run_id, out)
     await ledger.orphan_claims(run_id)
     wanted = {item.key for item in items}
-    rows = [row for row in await ledger.rows(run_id) if row.key in wanted]
+    # Submitted rows first: they hold budget reservations that only their end
+    # releases, so they must never wait behind rows waiting for that budget.
+    rows = sorted(
+        (row for row in await ledger.rows(run_id) if row.key in wanted),
+        key=lambda row: row.state != "submitted",
+    )
     worker = Worker(
         client, ledger, out, retry_unknown=retry_unknown, timeout=timeout,
         stop=stop or anyio.Event(), on_change=on_change, progress=BatchProgress(total=len(rows)),

@@ -21,7 +21,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -59,11 +61,12 @@ class CreditBudget:
     """At most `max_credits` credits for the tasks a client creates.
 
     Pass it to `AsyncClient(budget=...)` (or `Client`). `generate()` and
-    `generate_many()` wait while the budget is held by submits in flight
-    (their price may come out lower than reserved) and raise
-    `BudgetExceededError` once it cannot fit; `submit()`, which does not
-    wait for its task, raises at once. One budget may be shared by several
-    clients of one event loop.
+    `generate_many()` wait while the budget is held by submits in flight that
+    are being waited for (their price may come out lower than reserved), and
+    raise `BudgetExceededError` once it cannot fit; `submit()`, which does
+    not wait for its task, raises at once. A task whose wait timed out, or
+    that was never waited for, keeps its reservation until a `wait()` sees it
+    end. One budget may be shared by several clients of one event loop.
 
     Attributes:
         max_credits: the ceiling.
@@ -84,6 +87,10 @@ class CreditBudget:
     _books: dict[str, PriceBook] = field(factory=dict, init=False, repr=False)
     _tasks: dict[str, _Reservation] = field(factory=dict, init=False, repr=False)
     _changed: anyio.Event | None = field(default=None, init=False, repr=False)
+    #: Submits between their reservation and their answer.
+    _sending: int = field(default=0, init=False, repr=False)
+    #: TaskUIDs being waited for right now (by `AsyncClient.wait` and what calls it).
+    _watched: Counter[str] = field(factory=Counter, init=False, repr=False)
 
     @property
     def remaining(self) -> int:
@@ -104,8 +111,9 @@ class CreditBudget:
             )
             if verdict == "ok":
                 self.reserved += estimate
+                self._sending += 1
                 return _Reservation(request.action, pixels, images, estimate)
-            if verdict == "wait" and wait:
+            if verdict == "wait" and wait and self._will_settle():
                 if self._changed is None:
                     self._changed = anyio.Event()
                 await self._changed.wait()
@@ -119,25 +127,52 @@ class CreditBudget:
                 remaining=self.remaining,
             )
 
-    def _release(self, reservation: _Reservation, *, spent: int) -> None:
-        self.reserved -= reservation.credits
-        self.spent += spent
+    def _will_settle(self) -> bool:
+        """Whether some reservation is held by a submit or a wait that will end it.
+
+        A task submitted and never waited for (or whose wait timed out) keeps
+        its reservation, but waiting for it could last forever: then a submit
+        that does not fit fails at once.
+        """
+        return self._sending > 0 or any(self._watched[uid] for uid in self._tasks)
+
+    def _notify(self) -> None:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
 
+    def _release(self, reservation: _Reservation, *, spent: int) -> None:
+        self.reserved -= reservation.credits
+        self.spent += spent
+        self._notify()
+
     def refused(self, reservation: _Reservation) -> None:
         """The service refused the submit: nothing was created."""
+        self._sending -= 1
         self._release(reservation, spent=0)
 
     def unknown(self, reservation: _Reservation) -> None:
         """The submit's answer was lost: the task may exist, so its estimate is spent."""
+        self._sending -= 1
         self._release(reservation, spent=reservation.credits)
+
+    @contextmanager
+    def watching(self, task_uid: str) -> Iterator[None]:
+        """Mark a task as waited for while the block runs (its reservation will settle)."""
+        self._watched[task_uid] += 1
+        try:
+            yield
+        finally:
+            self._watched[task_uid] -= 1
+            if not self._watched[task_uid]:
+                del self._watched[task_uid]
+            self._notify()  # a submit waiting on this one looks again
 
     def submitted(self, reservation: _Reservation, task_uids: Sequence[str]) -> None:
         """The submit created these tasks; the reservation waits for their end."""
+        self._sending -= 1
         if not task_uids:
-            self.refused(reservation)
+            self._release(reservation, spent=0)
             return
         share, extra = divmod(reservation.credits, len(task_uids))
         for index, uid in enumerate(task_uids):

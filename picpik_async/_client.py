@@ -589,8 +589,10 @@ class AsyncClient(ActionMethods):
         _plain_callback(on_update, "on_update")
         if self._waiter is None:  # _check_usable refused this already; for mypy
             raise ClientClosedError("wait() needs the client open")
+        watching = self.budget.watching(uid) if self.budget is not None else nullcontext()
         try:
-            detail = await self._waiter.wait(uid, timeout, on_update)
+            with watching:
+                detail = await self._waiter.wait(uid, timeout, on_update)
         except TaskFailedError:
             if self.budget is not None:
                 self.budget.failed(uid)

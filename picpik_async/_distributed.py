@@ -60,21 +60,30 @@ class Process:
     worker: Worker
     slots: anyio.Semaphore
 
-    async def do_chunk(self, run_id: str, keys: Sequence[str]) -> None:
-        """Take each row of a chunk as far as it goes, `slots` rows at a time per process."""
+    async def do_chunk(self, run_id: str, keys: Sequence[str]) -> list[str]:
+        """Take each row of a chunk as far as it goes, `slots` rows at a time per process;
+        the keys left to do later (given back for the budget, or not reached by a stop).
+        """
         rows = await self.worker.ledger.rows(run_id, keys)
+        later: list[str] = []
         async with anyio.create_task_group() as group:
             for row in rows:
                 if self.worker.stop.is_set():
-                    break
+                    later.append(row.key)
+                    continue
                 if row.state in ("finished", "failed"):
                     continue  # nothing to do, and nothing to count twice
                 await self.slots.acquire()
-                group.start_soon(self._one, row)
+                group.start_soon(self._one, row, later)
+        if self.worker.stop.is_set():  # waits cut short: their rows are still submitted
+            states = {r.key: r.state for r in await self.worker.ledger.rows(run_id, keys)}
+            later = [k for k in keys if k in later or states.get(k) in ("claimed", "submitted")]
+        return later
 
-    async def _one(self, row: Row) -> None:
+    async def _one(self, row: Row, later: list[str]) -> None:
         try:
-            await self.worker.do(row)
+            if await self.worker.do(row):
+                later.append(row.key)
         finally:
             self.slots.release()
 
@@ -92,9 +101,21 @@ def make_app(connector: Any) -> Any:
     )
     async def batch_chunk(context: Any, run_id: str, keys: list[str]) -> None:
         process: Process = context.additional_context["picpik"]
-        await process.do_chunk(run_id, keys)
+        later = await process.do_chunk(run_id, keys)
+        if later:
+            # A job that gave rows back must not count as done for them: they go on
+            # in a new job, after a pause (the budget's holders settle meanwhile).
+            deferrer = app.configure_task(
+                TASK_NAME, queue=queue_of(run_id), schedule_in={"seconds": _LATER}
+            )
+            keys_left: list[Any] = list(later)
+            await deferrer.defer_async(run_id=run_id, keys=keys_left)
 
     return app
+
+
+#: Seconds before the rows a job gave back are tried again.
+_LATER: Final = 1
 
 
 @asynccontextmanager
@@ -147,10 +168,16 @@ async def recover_stalled(app: Any, *, stalled_after: float, queue: str | None =
     stalled = await app.job_manager.get_stalled_jobs(
         queue=queue, task_name=TASK_NAME, seconds_since_heartbeat=stalled_after
     )
+    from procrastinate.exceptions import ConnectorException
+
     count = 0
     for job in stalled:
+        try:
+            await app.job_manager.retry_job(job)
+        except ConnectorException:  # another process handed it back first
+            logger.debug("job %s was already handed back", job.id)
+            continue
         logger.info("job %s of a worker gone silent goes back to the queue", job.id)
-        await app.job_manager.retry_job(job)
         count += 1
     return count
 
@@ -212,8 +239,15 @@ async def serve(
                 break
         runner.stop()  # type: ignore[no-untyped-call]
 
+    async def stop_at_once() -> None:
+        # A stop takes no new job from the moment it is asked for; the jobs running
+        # give back what they did not do (`Process.do_chunk`).
+        await process.worker.stop.wait()
+        runner.stop()  # type: ignore[no-untyped-call]
+
     async with anyio.create_task_group() as group:
         group.start_soon(watch)
+        group.start_soon(stop_at_once)
         await runner.run()  # type: ignore[no-untyped-call]
         group.cancel_scope.cancel()
 
@@ -252,11 +286,12 @@ async def run_distributed(
         >>> #                                        run_id="cats-1a2b3c4d")
     """
     await ledger.add_run(run_id, new_rows(items, defaults), max_credits=max_credits)
-    rows = await ledger.rows(run_id)
+    wanted = {item.key for item in items}  # rows of lines since removed from the file: left
+    rows = [row for row in await ledger.rows(run_id) if row.key in wanted]
     queue = queue_of(run_id)
     stop = stop or anyio.Event()
     worker = Worker(client, ledger, out, timeout=timeout, stop=stop, on_change=on_change,
-                    progress=BatchProgress(total=0))  # fmt: skip
+                    progress=BatchProgress(total=0), defer_on_budget=True)  # fmt: skip
     process = Process(worker, anyio.Semaphore(concurrency))
     settings = settings or ServeSettings()
     settings = ServeSettings(queues=[queue], jobs=settings.jobs, heartbeat=settings.heartbeat,
@@ -279,7 +314,8 @@ async def run_distributed(
                 logger.warning("run %s: %d prompts left with no job; stopping", run_id, moving)
                 return True
             redefers += 1
-            await defer_run(app, run_id, await ledger.rows(run_id), job_size=job_size)
+            left = [row for row in await ledger.rows(run_id) if row.key in wanted]
+            await defer_run(app, run_id, left, job_size=job_size)
             return False
 
         async with anyio.create_task_group() as group:
@@ -310,7 +346,8 @@ async def serve_worker(
         >>> # progress = await serve_worker(client, ledger, url, Path("out"), until_done=True)
     """
     worker = Worker(client, ledger, out, timeout=timeout, stop=stop or anyio.Event(),
-                    on_change=on_change, progress=BatchProgress(total=0))  # fmt: skip
+                    on_change=on_change, progress=BatchProgress(total=0),
+                    defer_on_budget=True)  # fmt: skip
     process = Process(worker, anyio.Semaphore(concurrency))
     base = settings or ServeSettings()
     settings = ServeSettings(queues=None, jobs=jobs, heartbeat=base.heartbeat,

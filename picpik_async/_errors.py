@@ -7,6 +7,7 @@ PURE: no I/O, no anyio, no httpx.
     ├── ClientClosedError (also a RuntimeError)  the client is closed or not open for the call
     ├── ImageSaveError (also an OSError)       writing a downloaded image failed midway
     ├── BudgetExceededError                   a submit would pass the client's CreditBudget
+    ├── LedgerError                           a batch ledger could not be opened or written
     ├── APIError                              non-zero RetCode or HTTP error answer
     │   ├── AuthenticationError                   signature or key problems
     │   ├── RateLimitError                        HTTP 429 or a throttling RetCode
@@ -36,6 +37,7 @@ __all__ = [
     "ClientClosedError",
     "ImageExpiredError",
     "ImageSaveError",
+    "LedgerError",
     "PicpikError",
     "ProtocolError",
     "RateLimitError",
@@ -58,6 +60,10 @@ class PicpikError(Exception):
     """
 
     prompt: str | None = None
+
+
+class LedgerError(PicpikError):
+    """A batch ledger could not be opened or written (the database's error is in the text)."""
 
 
 class BudgetExceededError(PicpikError):

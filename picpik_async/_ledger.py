@@ -26,11 +26,11 @@ them against a dictionary.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 from collections.abc import Generator, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from attrs import field, frozen
@@ -290,19 +290,20 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def default_run_id(prompts_file: str, stem: str) -> str:
-    """The run id of a prompts file: its name and a hash of its absolute path.
+def default_run_id(out_folder: str) -> str:
+    """The run id of a batch: the name of its output folder, made safe.
 
-    The same command run again finds the same run; two files of the same name
-    in different folders do not share one.
+    One run per output folder, whatever the prompts file is called or where it
+    lies: moving or renaming the file, or starting the same batch from another
+    machine with the same ``--out`` name, finds the same run, so no finished
+    prompt is sent again. (The journal before the ledger was per folder too.)
 
     Example:
-        >>> default_run_id("/data/cats.txt", "cats")
-        'cats-a1bd0e3d'
+        >>> default_run_id("/data/cats, 2026")
+        'cats-2026'
     """
-    digest = hashlib.sha256(prompts_file.encode()).hexdigest()[:8]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:80] or "run"
-    return f"{name}-{digest}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(out_folder).name).strip("-._")[:100]
+    return name or "batch"
 
 
 LedgerKind = Literal["sqlite", "postgresql"]
@@ -332,8 +333,23 @@ def parse_ledger_url(url: str) -> tuple[LedgerKind, str]:
 
 
 def _redact(url: str) -> str:
-    """A URL with any password replaced by ***."""
-    return re.sub(r"(//[^:/@]+:)[^@/]*@", r"\1***@", url)
+    """What of a database URL may be shown: scheme, host, port and database, never a
+    password (even one with ``@`` or ``/`` in it) or any query parameter (a
+    ``password=`` may hide there).
+
+    Example:
+        >>> _redact("postgresql://me:p@ss/word@db:5432/picpik?password=x")
+        'postgresql://me:***@db:5432/picpik'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<not a URL>"
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    credentials, at, place = rest.rpartition("@")
+    if not at:
+        return f"{scheme}://{place}"
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{place}" if ":" in credentials else f"{scheme}://{user}@{place}"
 
 
 # --- the transactions, as generators of queries ---------------------------------------
@@ -404,6 +420,13 @@ _ROW_COLUMNS: Final = (
 )
 
 
+#: One row, locked (PostgreSQL) until the transaction ends: no other transaction
+#: can move it between this read and the writes that depend on it.
+_ROW_FOR_UPDATE: Final = (
+    f"SELECT {_ROW_COLUMNS} FROM picpik_rows WHERE run_id = :run_id AND key = :key {{lock}}"
+)
+
+
 def _sources(move: Move) -> str:
     """The SQL list of a move's source states (fixed words from `MOVES`, never input)."""
     return ", ".join(f"'{state}'" for state in sorted(move.sources))
@@ -443,14 +466,16 @@ class NewRow:
 def add_run(
     run_id: str, rows: Iterable[NewRow], *, max_credits: int | None, now: float
 ) -> Transaction:
-    """Create a run (or update its budget) and add the prompts it does not have yet.
+    """Create a run (or give it a new budget) and add the prompts it does not have yet.
 
     Prompts already in the run keep their state: adding is how a re-run resumes.
+    A re-run without `max_credits` keeps the run's budget.
     """
     check_run_id(run_id)
     yield Query(
         "INSERT INTO picpik_runs (run_id, created_at, max_credits) VALUES (:run_id, :now, :max)"
-        " ON CONFLICT (run_id) DO UPDATE SET max_credits = :max, exhausted = 0",
+        " ON CONFLICT (run_id) DO UPDATE SET"
+        " max_credits = COALESCE(excluded.max_credits, picpik_runs.max_credits), exhausted = 0",
         {"run_id": run_id, "now": now, "max": max_credits},
     )
     params = [
@@ -523,11 +548,7 @@ def claim(
     if run is not None and run["max_credits"] is not None:
         # Lock the run's row only when there is a budget to reserve from.
         run = yield Query(budget_sql + " {lock}", {"run_id": run_id}, fetch="one")
-    record = yield Query(
-        f"SELECT {_ROW_COLUMNS} FROM picpik_rows WHERE run_id = :run_id AND key = :key",
-        {"run_id": run_id, "key": key},
-        fetch="one",
-    )
+    record = yield Query(_ROW_FOR_UPDATE, {"run_id": run_id, "key": key}, fetch="one")
     if run is None or record is None or record["state"] not in move.sources:
         return ClaimResult("taken")
     row = row_from(record)
@@ -559,9 +580,8 @@ def claim(
     )  # fmt: skip
     if not changed:
         return ClaimResult("taken")
-    if estimate:
-        # A resent unknown row's estimate moves from held to reserved.
-        held = row.estimate if resend else 0
+    held = row.estimate if resend else 0  # a resent unknown row's estimate leaves held
+    if estimate or held:
         yield Query(
             "UPDATE picpik_runs SET reserved = reserved + :estimate, held = held - :held "
             "WHERE run_id = :run_id",
@@ -579,11 +599,7 @@ def read_prices() -> Generator[Query, Any, PriceBook]:
 def submitted(run_id: str, key: str, *, task_uid: str, now: float) -> Transaction:
     """Record the TaskUID of a row's submit (from claimed, or from unknown when late)."""
     move = MOVES["submitted"]
-    record = yield Query(
-        "SELECT state, estimate FROM picpik_rows WHERE run_id = :run_id AND key = :key",
-        {"run_id": run_id, "key": key},
-        fetch="one",
-    )
+    record = yield Query(_ROW_FOR_UPDATE, {"run_id": run_id, "key": key}, fetch="one")
     changed = yield Query(
         "UPDATE picpik_rows SET state = :to, task_uid = :task_uid, error = NULL, "
         "updated_at = :now WHERE run_id = :run_id AND key = :key "
@@ -620,11 +636,7 @@ def settle(
     - unknown: the estimate is held as spent until the user reconciles the row.
     """
     move = MOVES[event]
-    record = yield Query(
-        f"SELECT {_ROW_COLUMNS} FROM picpik_rows WHERE run_id = :run_id AND key = :key",
-        {"run_id": run_id, "key": key},
-        fetch="one",
-    )
+    record = yield Query(_ROW_FOR_UPDATE, {"run_id": run_id, "key": key}, fetch="one")
     if record is None or record["state"] not in move.sources:
         return False
     row = row_from(record)

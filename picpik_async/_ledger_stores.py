@@ -15,10 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -27,17 +28,13 @@ import anyio
 import anyio.to_thread
 
 from . import _ledger as rules
-from ._errors import PicpikError
+from ._errors import LedgerError
 from ._ledger import ClaimResult, NewRow, Query, Row, RunSummary, Transaction
 
 __all__ = ["LEDGER_NAME", "Ledger", "PostgresLedger", "SqliteLedger", "open_ledger"]
 
 #: The SQLite ledger's file name inside a batch's output folder.
 LEDGER_NAME: Final = "picpik-ledger.sqlite3"
-
-
-class LedgerError(PicpikError):
-    """The ledger could not be opened or written (a database error, named in the message)."""
 
 
 class Ledger:
@@ -112,6 +109,11 @@ class Ledger:
         moving, exhausted = await self.run(rules.run_state(run_id))
         return int(moving), bool(exhausted)
 
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the ledger for this process alone (SQLite: a run on one machine); a no-op
+        for a shared ledger, whose claims are what keeps workers apart."""
+        return contextlib.nullcontext()
+
     async def get_meta(self, name: str) -> str | None:
         """A value of the ledger's meta table."""
         value: str | None = await self.run(rules.get_meta(name))
@@ -124,10 +126,10 @@ class Ledger:
 
 def _drive(transaction: Transaction, execute: Any) -> Any:
     """Run a transaction generator synchronously: `execute(query)` answers each query."""
+    answer: Any = None
     try:
-        query = next(transaction)
         while True:
-            query = transaction.send(execute(query))
+            answer = execute(transaction.send(answer))
     except StopIteration as done:
         return done.value
 
@@ -179,10 +181,12 @@ class SqliteLedger(Ledger):
             connection.execute("BEGIN IMMEDIATE")  # the write lock first: claims are serial
             try:
                 result = _drive(transaction, self._execute)
+                connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):  # the first error is the one to see
+                        connection.execute("ROLLBACK")
                 raise
-            connection.execute("COMMIT")
         except sqlite3.Error as error:
             raise LedgerError(f"ledger {self.path}: {error}") from error
         return result
@@ -198,6 +202,33 @@ class SqliteLedger(Ledger):
         if query.fetch == "all":
             return cursor.fetchall()
         return cursor.rowcount
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Refuse a second process running a batch on this ledger at the same time.
+
+        `run_batch` turns every claimed row into an unknown outcome when it starts
+        (whoever claimed it is gone); a second process at work on the same folder
+        would break that. An advisory lock on ``<ledger>.lock``, released when the
+        process ends, however it ends.
+        """
+        try:
+            import fcntl
+        except ModuleNotFoundError:  # pragma: no cover - Windows: no advisory locks here
+            yield
+            return
+        with open(f"{self.path}.lock", "a+b") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LedgerError(
+                    f"another picpik batch is running on {self.path.parent}: wait for it to end, "
+                    "or use another --out"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     async def aclose(self) -> None:
         """Close the file."""
@@ -263,11 +294,11 @@ class PostgresLedger(Ledger):
         self.operations += 1
         try:
             async with self._pool.connection() as connection, connection.transaction():
+                answer: Any = None
                 try:
-                    query = next(transaction)
                     while True:
-                        answer = await self._execute(connection, query)
                         query = transaction.send(answer)
+                        answer = await self._execute(connection, query)
                 except StopIteration as done:
                     return done.value
         except psycopg.Error as error:

@@ -510,14 +510,22 @@ def _run(options: dict[str, Any], job: Callable[[], Awaitable[int]]) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code = anyio.run(job)
-    except PicpikError as error:
-        if options["debug"]:
+    except (PicpikError, BaseExceptionGroup) as caught:
+        error = _one_error(caught)
+        if options["debug"] or error is None:
             raise
         _fail(error)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     sys.exit(code)
+
+
+def _one_error(caught: BaseException) -> PicpikError | None:
+    """The library error inside task groups nested around one failure, if that is all it is."""
+    while isinstance(caught, BaseExceptionGroup) and len(caught.exceptions) == 1:
+        caught = caught.exceptions[0]
+    return caught if isinstance(caught, PicpikError) else None
 
 
 _EXIT_CODES: dict[type[PicpikError], int] = {
@@ -601,6 +609,8 @@ def generate(prompt: str, **options: Any) -> None:
         sdxl_request(prompt, chosen, image_uri=_A_PNG if chosen.image is not None else None)
     except PicpikError as error:
         _fail(error)
+    if not options["use_emulator"]:
+        _require_keys(options)
 
     async def job() -> int:
         image_uri = await to_data_uri(chosen.image) if chosen.image is not None else None
@@ -727,7 +737,7 @@ def _ledger_url(options: dict[str, Any]) -> tuple[str, str]:
     help="Resend prompts whose submit outcome is unknown (same request_uuid; may cost twice).",
 )
 @_ledger_option
-@click.option("--run-id", default=None, help="Name of the run [default: FILE's name and a hash].")
+@click.option("--run-id", default=None, help="Name of the run [default: --out's folder name].")
 @click.option("--max-credits", type=click.IntRange(min=1), default=None,
               help="Spend at most this many credits on the run, across all workers.")  # fmt: skip
 @click.option("--job-size", default=50, show_default=True, type=click.IntRange(1, 10000),
@@ -759,12 +769,14 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
                      "run `picpik emulator` and pass its --base-url")  # fmt: skip
     try:
         items = read_batch_file(file)
-        run_id = check_run_id(options["run_id"] or default_run_id(str(file.resolve()), file.stem))
+        run_id = check_run_id(options["run_id"] or default_run_id(str(options["out"].resolve())))
     except PicpikError as error:
         _fail(error)
     if not items:
         _usage_error(f"no prompts in {file} (blank lines and lines starting with # are skipped)")
     _check_batch_lines(file, items, _generate_kwargs(options))
+    if not options["use_emulator"]:
+        _require_keys(options)
     defaults = _generate_kwargs(options)
 
     async def job() -> int:
@@ -968,6 +980,7 @@ def worker(**options: Any) -> None:
     if options["use_emulator"]:
         _usage_error("--emulator is embedded in one process, so workers cannot share it: "
                      "run `picpik emulator` and pass its --base-url")  # fmt: skip
+    _require_keys(options)
 
     async def job() -> int:
         from picpik_async._distributed import serve_worker

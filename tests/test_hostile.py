@@ -408,7 +408,8 @@ def test_cli_generate_out_stays_inside_out(tmp_path: Path, fast_cli: None, uid: 
         )  # fmt: skip
     assert result.exit_code != 0
     assert "TaskUID" in result.output
-    assert [p for p in tmp_path.rglob("*") if p != out] == []
+    assert [p for p in tmp_path.rglob("*") if out not in (p, *p.parents)] == []
+    assert not list(out.glob("*.png"))  # and no image inside it either
 
 
 @given(st.text(max_size=40), st.integers(min_value=0, max_value=99))

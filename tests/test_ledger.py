@@ -120,11 +120,21 @@ class TestUrlsAndIds:
         with pytest.raises(ValidationError, match="run id"):
             rules.check_run_id(run_id)
 
-    def test_default_run_id_is_stable_and_safe(self) -> None:
-        one = rules.default_run_id("/a/my prompts!.txt", "my prompts!")
-        assert one == rules.default_run_id("/a/my prompts!.txt", "my prompts!")
-        assert one != rules.default_run_id("/b/my prompts!.txt", "my prompts!")
-        assert rules.check_run_id(one).startswith("my-prompts-")
+    def test_default_run_id_is_the_output_folder(self) -> None:
+        assert rules.default_run_id("/data/my pics!") == "my-pics"
+        assert rules.default_run_id("/elsewhere/my pics!") == "my-pics"
+        assert rules.default_run_id("/") == "batch"
+        assert rules.check_run_id(rules.default_run_id("/x/" + "é" * 3 + "a"))
+
+    @pytest.mark.parametrize(
+        "url",
+        ["postgresql://h/db?password=s3cr3t", "postgresql://u:pa/ss@h/db",
+         "postgresql://u:p@ss@h/db", "postgresql://u:s3cr3t@h:5432/db#x"],
+    )  # fmt: skip
+    def test_passwords_are_never_shown(self, url: str) -> None:
+        shown = rules._redact(url)
+        assert "s3cr3t" not in shown and "pa/ss" not in shown and "p@ss" not in shown
+        assert shown.endswith(("/db"))
 
     def test_postgres_placeholders(self) -> None:
         sql = "UPDATE t SET a = :a WHERE b = :b AND c = 'x:y' {lock}"
@@ -201,7 +211,9 @@ class TestTransactions:
             rules.claim(RUN, "k", request_uuid="u", worker="w", now=1.0),
             [run, _record("new"), 1],
         )
-        assert not any("{lock}" in q.sql for q in asked)
+        runs = [q.sql for q in asked if "FROM picpik_runs" in q.sql]
+        assert runs and not any("{lock}" in sql for sql in runs)  # the row alone is locked
+        assert any("{lock}" in q.sql and "FROM picpik_rows" in q.sql for q in asked)
 
     @pytest.mark.parametrize(
         ("state", "event", "credits", "change"),
