@@ -446,9 +446,10 @@ class Worker:
     #: hold the budget can run (`_distributed`).
     defer_on_budget: bool = False
     _stopper: _Stopper = field(init=False)
-    #: Rows of this worker between their claim and their end: while there are none, a
-    #: budget held by submits in flight is held by nobody this process waits for.
-    _active: int = field(default=0, init=False)
+    #: Rows of this worker past their claim and not yet ended (sending, or waited for):
+    #: while there are none, a budget held by submits in flight is held by nobody this
+    #: process will see settle.
+    _holding: set[str] = field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._stopper = _Stopper(self.stop)
@@ -487,7 +488,8 @@ class Worker:
             self._count_final(row.state)
             return False
         task_uid = row.task_uid
-        self._active += 1
+        if step == "wait":
+            self._holding.add(row.key)
         try:
             if step in ("submit", "resend"):
                 outcome = await self._submit(row, resend=step == "resend")
@@ -502,7 +504,7 @@ class Worker:
                 await self._wait_and_save(row, task_uid)
             return False
         finally:
-            self._active -= 1
+            self._holding.discard(row.key)
 
     def _count_final(self, state: str) -> None:
         if state == "failed":
@@ -575,10 +577,11 @@ class Worker:
                 resend=resend,
             )  # fmt: skip
             if result.outcome == "claimed":
+                self._holding.add(row.key)
                 return result.request_uuid
             if result.outcome == "wait" and self.defer_on_budget:
                 return _DEFERRED
-            if result.outcome == "wait" and self._active > 1:  # rows of ours will settle
+            if result.outcome == "wait" and self._holding:  # rows of ours will settle
                 await anyio.sleep(BUDGET_RECHECK)
                 continue
             if result.outcome in ("wait", "exhausted"):

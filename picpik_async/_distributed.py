@@ -75,9 +75,10 @@ class Process:
                     continue  # nothing to do, and nothing to count twice
                 await self.slots.acquire()
                 group.start_soon(self._one, row, later)
-        if self.worker.stop.is_set():  # waits cut short: their rows are still submitted
+        if self.worker.stop.is_set():  # rows not reached, or whose waits were cut short
             states = {r.key: r.state for r in await self.worker.ledger.rows(run_id, keys)}
-            later = [k for k in keys if k in later or states.get(k) in ("claimed", "submitted")]
+            moving = ("new", "claimed", "submitted")
+            later = [k for k in keys if k in later or states.get(k) in moving]
         return later
 
     async def _one(self, row: Row, later: list[str]) -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
 import anyio
 import anyio.to_thread
@@ -149,12 +149,12 @@ class SqliteLedger(Ledger):
         self._lock = anyio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteLedger:
+    async def open(cls, path: Path) -> Self:
         """Open (creating it and its schema when needed) the ledger file at `path`."""
         return await anyio.to_thread.run_sync(cls._open, path)
 
     @classmethod
-    def _open(cls, path: Path) -> SqliteLedger:
+    def _open(cls, path: Path) -> Self:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(

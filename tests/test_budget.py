@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from conftest import make_client
 
@@ -106,3 +107,19 @@ def test_the_blocking_client_takes_a_budget() -> None:
         with pytest.raises(picpik.BudgetExceededError):
             client.generate("y", **SMALL)
     assert budget.spent == 1
+
+
+async def test_a_timed_out_wait_does_not_make_the_next_generate_wait_forever() -> None:
+    """The timed-out task keeps its reservation (it goes on, and will cost), but nobody
+    waits for it: a generate() that does not fit fails at once instead of hanging."""
+    emulator = Emulator(latency=1.0)
+    budget = picpik.CreditBudget(max_credits=5)
+    async with make_client(emulator, budget=budget) as client:
+        with pytest.raises(picpik.TaskTimeoutError) as caught:
+            await client.generate("slow", timeout=0.2, **SMALL)
+        with anyio.fail_after(5), pytest.raises(picpik.BudgetExceededError):
+            await client.generate("next", **SMALL)
+        await client.wait(caught.value.task_uid)  # seen to end: the reservation settles
+        assert (budget.spent, budget.reserved) == (1, 0)
+        await client.generate("now it fits", **SMALL)
+    assert budget.spent == 2

@@ -551,3 +551,18 @@ def test_a_lost_generate_answer_is_on_record(runner: CliRunner, server: Emulator
     assert result.exit_code == 1
     shown = invoke(runner, "runs", "show", "generate", "--out", "out")
     assert "unknown: lost (request_uuid " in shown.output
+
+
+def test_moving_the_prompts_file_sends_nothing_again(runner: CliRunner) -> None:
+    """The run is the output folder's: the same prompts from another path are skipped."""
+    Path("a").mkdir()
+    Path("a/p.txt").write_text("a cat\na dog\n", encoding="utf-8")
+    first = invoke(runner, "batch", "a/p.txt", "--emulator", "--width", "64", "--height",
+                   "64", "--out", "out")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    Path("a").rename("b")
+    again = invoke(runner, "batch", "b/p.txt", "--emulator", "--width", "64", "--height",
+                   "64", "--out", "out")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "submitted 0, done 2 (skipped 2)" in again.output
+    assert len(list(Path("out").glob("*.png"))) == 2

@@ -6,6 +6,7 @@ asyncio only. The PostgreSQL tests start their own server (tests/_postgres.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -294,3 +295,85 @@ def test_worker_refuses_a_sqlite_ledger(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--ledger postgresql://" in done.stderr
+
+
+@pytest.mark.anyio
+async def test_a_stopped_worker_gives_its_rows_back(tmp_path: Path) -> None:
+    """Ctrl-C on a worker: it takes no new job, and what it did not finish is queued again
+    (a job that stopped early must not count as done for its rows)."""
+    emulator = Emulator(latency=1.0, seed=8)
+    ledger = await SqliteLedger.open(tmp_path / LEDGER_NAME)
+    await ledger.add_run(RUN, [NewRow(f"k{i}", f"p{i}", {"width": 64, "height": 64})
+                               for i in range(12)])  # fmt: skip
+    connector = InMemoryConnector()
+    app = make_app(connector)
+    async with make_client(emulator) as client, app.open_async():
+        await defer_run(app, RUN, await ledger.rows(RUN), job_size=4)
+        worker = Worker(client, ledger, tmp_path, progress=BatchProgress(total=0))
+        process = Process(worker, anyio.Semaphore(2))
+
+        async def never() -> bool:
+            return False
+
+        settings = ServeSettings(queues=[queue_of(RUN)], jobs=1, check_every=0.05)
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(serve, app, process, settings, finished=never))
+            await anyio.sleep(0.3)
+            worker.stop.set()
+    rows = {row.key: row.state for row in await ledger.rows(RUN)}
+    await ledger.aclose()
+    queued = {key for job in connector.jobs.values() if job["status"] == "todo"
+              for key in job["args"]["keys"]}  # fmt: skip
+    undone = {key for key, state in rows.items() if state != "finished"}
+    assert undone  # the stop came mid-run
+    assert undone <= queued  # every one of them has a job again
+
+
+@pytest.mark.anyio
+async def test_budget_waits_give_the_job_slot_back(tmp_path: Path) -> None:
+    """The budget is held by a row whose job comes last; the jobs before it must not hold
+    the only job slot waiting for that budget (they give their rows back)."""
+    emulator = Emulator(latency=0.05, seed=9)
+    ledger = await SqliteLedger.open(tmp_path / LEDGER_NAME)
+    rows = [NewRow(f"k{i}", f"p{i}", {"width": 64, "height": 64}) for i in range(5)]
+    await ledger.add_run(RUN, rows, max_credits=2)
+    app = make_app(InMemoryConnector())
+    async with make_client(emulator) as client, app.open_async():
+        # k0 was sent by a worker that died: it holds the whole budget (no price known yet).
+        handle = await client.submit(test_ledger._sdxl("p0"), request_uuid="u0")
+        await ledger.claim(RUN, "k0", request_uuid="u0", worker="dead")
+        await ledger.submitted(RUN, "k0", handle.task_uid)
+        ordered = sorted(await ledger.rows(RUN), key=lambda r: r.key == "k0")  # k0's job last
+        await defer_run(app, RUN, ordered, job_size=2)
+        worker = Worker(client, ledger, tmp_path, progress=BatchProgress(total=0),
+                        defer_on_budget=True)  # fmt: skip
+        process = Process(worker, anyio.Semaphore(4))
+
+        async def over() -> bool:
+            return (await ledger.run_state(RUN))[0] == 0
+
+        settings = ServeSettings(queues=[queue_of(RUN)], jobs=1, check_every=0.05)
+        with anyio.fail_after(30):
+            await serve(app, process, settings, finished=over)
+    states = [row.state for row in await ledger.rows(RUN)]
+    await ledger.aclose()
+    assert states.count("finished") == 2  # k0, then one more: 1 credit each, 2 in all
+    assert emulator.state.credits.used == 2
+
+
+@pytest.mark.anyio
+async def test_two_processes_recovering_one_stalled_job() -> None:
+    """Both see the job stalled; the second hand-back is not an error."""
+    connector = InMemoryConnector()
+    app = make_app(connector)
+    async with app.open_async():
+        job_id = await app.configure_task("picpik.batch_chunk", queue=queue_of(RUN)).defer_async(
+            run_id=RUN, keys=["k0"]
+        )
+        worker_id = await app.job_manager.register_worker()
+        connector.jobs[job_id].update(status="doing", worker_id=worker_id)
+        connector.workers[worker_id] = connector.workers[worker_id].replace(year=2000)
+        stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=60))
+        await app.job_manager.retry_job(stalled[0])
+        connector.jobs[job_id].update(status="doing")  # as if listed before the first retry
+        assert await recover_stalled(app, stalled_after=60) >= 0

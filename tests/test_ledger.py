@@ -15,9 +15,16 @@ from conftest import make_client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from picpik_async import ValidationError
+from picpik_async import LedgerError, ValidationError
 from picpik_async import _ledger as rules
-from picpik_async._batch import JOURNAL_NAME, BatchItem, import_journal, read_prompts, run_batch
+from picpik_async._batch import (
+    JOURNAL_NAME,
+    BatchItem,
+    import_journal,
+    new_rows,
+    read_prompts,
+    run_batch,
+)
 from picpik_async._ledger import (
     MOVES,
     STATES,
@@ -133,8 +140,8 @@ class TestUrlsAndIds:
     )  # fmt: skip
     def test_passwords_are_never_shown(self, url: str) -> None:
         shown = rules._redact(url)
-        assert "s3cr3t" not in shown and "pa/ss" not in shown and "p@ss" not in shown
-        assert shown.endswith(("/db"))
+        assert all(secret not in shown for secret in ("s3cr3t", "pa/ss", "p@ss"))
+        assert shown.endswith("/db")
 
     def test_postgres_placeholders(self) -> None:
         sql = "UPDATE t SET a = :a WHERE b = :b AND c = 'x:y' {lock}"
@@ -212,7 +219,8 @@ class TestTransactions:
             [run, _record("new"), 1],
         )
         runs = [q.sql for q in asked if "FROM picpik_runs" in q.sql]
-        assert runs and not any("{lock}" in sql for sql in runs)  # the row alone is locked
+        assert runs
+        assert not any("{lock}" in sql for sql in runs)  # the row alone is locked
         assert any("{lock}" in q.sql and "FROM picpik_rows" in q.sql for q in asked)
 
     @pytest.mark.parametrize(
@@ -448,3 +456,133 @@ async def test_a_timed_out_wait_leaves_the_row_for_the_next_run(tmp_path: Path) 
         second, rows = await run_batch(client, items, tmp_path, ledger, run_id=RUN)
     assert (second.submitted, second.done, rows[0].state) == (0, 1, "finished")
     assert emulator.counters.tasks_created == 1
+
+
+# --- what a review of the ledger broke (each failed before its fix) ---------------------
+
+
+@pytest.mark.anyio
+async def test_a_budget_held_by_a_submitted_row_of_a_past_run_does_not_deadlock(
+    tmp_path: Path,
+) -> None:
+    """A run stopped while a row was submitted (holding the whole budget, no price known):
+    the next run, one prompt at a time, waits for that row first instead of hanging."""
+    emulator = Emulator(latency=0.05, seed=6)
+    items = [BatchItem(f"k{i}", f"p{i}", {"width": 64, "height": 64}) for i in range(3)]
+    async with make_client(emulator) as client, _sqlite(tmp_path) as ledger:
+        await ledger.add_run(RUN, new_rows(items), max_credits=2)
+        handle = await client.submit(_sdxl("p2"), request_uuid="u2")
+        assert (await ledger.claim(RUN, "k2", request_uuid="u2", worker="gone")).estimate == 2
+        await ledger.submitted(RUN, "k2", handle.task_uid)
+        with anyio.fail_after(20):
+            _, rows = await run_batch(client, items, tmp_path, ledger, run_id=RUN, concurrency=1)
+    assert [r.state for r in rows].count("finished") == 2  # the 2 credits: k2 and one more
+    assert emulator.state.credits.used == 2
+
+
+@pytest.mark.anyio
+async def test_a_budget_held_by_a_task_nobody_waits_for_is_reported_not_waited(
+    tmp_path: Path,
+) -> None:
+    """A timed-out row keeps its reservation; the rows after it are reported unsent
+    instead of waiting forever for a task this run no longer waits for."""
+    emulator = Emulator(latency=2.0, seed=7)
+    items = [BatchItem(f"k{i}", f"p{i}", {"width": 64, "height": 64}) for i in range(3)]
+    async with make_client(emulator) as client, _sqlite(tmp_path) as ledger:
+        with anyio.fail_after(20):
+            progress, rows = await run_batch(
+                client, items, tmp_path, ledger, run_id=RUN, max_credits=3, timeout=0.2
+            )
+    assert (progress.timed_out, progress.unsent) == (1, 2)
+    assert [r.state for r in rows] == ["submitted", "new", "new"]
+
+
+@pytest.mark.anyio
+async def test_a_resumed_run_keeps_its_budget(ledger: Ledger) -> None:
+    await ledger.add_run(RUN, _rows(2), max_credits=5)
+    await ledger.add_run(RUN, _rows(2))  # a re-run without --max-credits
+    (summary,) = await ledger.summaries(RUN)
+    assert summary.max_credits == 5
+    await ledger.add_run(RUN, _rows(2), max_credits=9)
+    assert (await ledger.summaries(RUN))[0].max_credits == 9
+
+
+@pytest.mark.anyio
+async def test_resending_without_a_budget_releases_what_was_held(ledger: Ledger) -> None:
+    await ledger.add_run(RUN, _rows(1, width=64, height=64), max_credits=4)
+    await ledger.claim(RUN, "k0", request_uuid="u", worker="w")
+    await ledger.settle(RUN, "k0", "unknown", error="lost")
+    await ledger.run(rules.set_meta("x", "y"))
+    await ledger.run(_no_budget(RUN))
+    await ledger.claim(RUN, "k0", request_uuid="u", worker="w", resend=True)
+    (held,) = await ledger.run(_budget_row(RUN))
+    assert held == 0
+
+
+def _no_budget(run_id: str) -> Any:
+    yield Query("UPDATE picpik_runs SET max_credits = NULL WHERE run_id = :r", {"r": run_id})
+
+
+def _budget_row(run_id: str) -> Any:
+    record = yield Query(
+        "SELECT held FROM picpik_runs WHERE run_id = :r", {"r": run_id}, fetch="one"
+    )
+    return (record["held"],)
+
+
+@pytest.mark.anyio
+async def test_a_second_batch_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    """Two processes on one SQLite run would take each other's live claims for orphans."""
+    emulator = Emulator(latency=0.05)
+    items = [BatchItem("k0", "p0", {"width": 64, "height": 64})]
+    async with (
+        make_client(emulator) as client,
+        _sqlite(tmp_path) as first,
+        _sqlite(tmp_path) as second,
+    ):
+        with first.exclusive(), pytest.raises(LedgerError, match="another picpik batch"):
+            await run_batch(client, items, tmp_path, second, run_id=RUN)
+        await run_batch(client, items, tmp_path, second, run_id=RUN)  # free again
+    assert emulator.counters.tasks_created == 1
+
+
+class _Flaky(SqliteLedger):
+    """A ledger whose `submitted` fails the first `failures` times."""
+
+    failures = 2
+
+    async def submitted(self, run_id: str, key: str, task_uid: str) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise LedgerError("database is locked")
+        return await super().submitted(run_id, key, task_uid)
+
+
+@pytest.mark.anyio
+async def test_a_ledger_error_after_a_submit_is_retried(tmp_path: Path) -> None:
+    """The TaskUID is what makes a re-run free: recording it is tried again."""
+    emulator = Emulator(latency=0.05)
+    store = await _Flaky.open(tmp_path / LEDGER_NAME)
+    items = [BatchItem("k0", "p0", {"width": 64, "height": 64})]
+    async with make_client(emulator) as client:
+        _, rows = await run_batch(client, items, tmp_path, store, run_id=RUN)
+    await store.aclose()
+    assert (rows[0].state, emulator.counters.tasks_created) == ("finished", 1)
+
+
+@pytest.mark.anyio
+async def test_a_ledger_that_stays_broken_logs_the_task(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = Emulator(latency=0.05)
+    store = await _Flaky.open(tmp_path / LEDGER_NAME)
+    store.failures = 99
+    items = [BatchItem("k0", "p0", {"width": 64, "height": 64})]
+    async with make_client(emulator) as client:
+        await run_batch(client, items, tmp_path, store, run_id=RUN)
+    await store.aclose()
+    (uid,) = emulator.state.tasks
+    assert any(
+        uid in r.getMessage() and "could not record" in r.getMessage() for r in caplog.records
+    )
+    assert len([p async for p in anyio.Path(tmp_path).glob("*.png")]) == 1  # went on in memory
