@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import anyio
+import anyio.to_thread
 import attrs
 from attrs import define, evolve, field, frozen
 
@@ -345,7 +346,7 @@ async def import_journal(ledger: Ledger, run_id: str, folder: Path) -> int:
     Example:
         >>> # await import_journal(ledger, "prompts-1a2b3c4d", Path("out"))
     """
-    journal = Journal.open(folder)
+    journal = await anyio.to_thread.run_sync(Journal.open, folder)
     marker = f"journal-imported:{run_id}"
     if not journal.states or await ledger.get_meta(marker) is not None:
         return 0
@@ -395,6 +396,8 @@ Listener = Callable[[BatchProgress, Row], None]
 BUDGET_RECHECK: Final = 0.2
 #: Attempts at recording a TaskUID before it is only logged.
 _LEDGER_ATTEMPTS: Final = 5
+#: TaskUIDs per ListTasksDetails when `reconcile` looks unknown rows up.
+_LOOKUP_CHUNK: Final = 50
 #: What `Worker._claim` returns for a row given back (`Worker.defer_on_budget`).
 _DEFERRED: Final = object()
 
@@ -763,11 +766,13 @@ async def reconcile(
     unknown = [r for r in rows if r.state == "unknown"]
     worker = Worker(client, ledger, out, retry_unknown=True, timeout=timeout)
     with_uid = [r for r in unknown if r.task_uid]
-    if with_uid:
-        known = {
-            d.task_uid
-            for d in await client.list_tasks_details([r.task_uid or "" for r in with_uid])
+    known: set[str] = set()
+    uids = [r.task_uid or "" for r in with_uid]
+    for start in range(0, len(uids), _LOOKUP_CHUNK):  # within any list limit
+        known |= {
+            d.task_uid for d in await client.list_tasks_details(uids[start : start + _LOOKUP_CHUNK])
         }
+    if with_uid:
         for row in with_uid:
             if row.task_uid in known and await ledger.submitted(
                 run_id, row.key, row.task_uid or ""

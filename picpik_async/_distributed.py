@@ -72,7 +72,7 @@ class Process:
                     later.append(row.key)
                     continue
                 if row.state in ("finished", "failed"):
-                    continue  # nothing to do, and nothing to count twice
+                    continue  # nothing to do
                 await self.slots.acquire()
                 group.start_soon(self._one, row, later)
         if self.worker.stop.is_set():  # rows not reached, or whose waits were cut short

@@ -51,7 +51,8 @@ __all__ = [
 
 State = Literal["new", "claimed", "submitted", "finished", "failed", "unknown"]
 STATES: Final[tuple[State, ...]] = ("new", "claimed", "submitted", "finished", "failed", "unknown")
-#: States after which a row never changes again (unless the user resends an unknown row).
+#: States in which a row's work is over. Only an unknown row may move on: resent by
+#: the user's choice, or given its TaskUID by a late answer (`MOVES["submitted"]`).
 TERMINAL: Final = frozenset({"finished", "failed", "unknown"})
 
 
