@@ -564,6 +564,15 @@ def claim(
             book, pixels, images, max_credits=max_credits, committed=committed + in_flight
         )
         verdict = admit(max_credits, committed=committed, in_flight=in_flight, estimate=estimate)
+        if verdict == "exhausted":
+            # What failed tasks and lost answers count may have been a guess that the
+            # price book can now lower; then look again.
+            freed = yield from _reprice(run_id)
+            if freed:
+                committed -= freed
+                verdict = admit(
+                    max_credits, committed=committed, in_flight=in_flight, estimate=estimate
+                )
         if verdict != "ok":
             if verdict == "exhausted":
                 yield Query(
@@ -667,7 +676,47 @@ def settle(
             "{greatest}(picpik_prices.per_image, excluded.per_image)",
             {"pixels": pixels, "price": price},
         )
+        if row.estimate > credits:  # the estimate was a guess: others may have been too
+            yield from _reprice(run_id)
     return True
+
+
+def _reprice(run_id: str) -> Transaction:
+    """Lower what failed tasks and unknown outcomes count, now that a price is known.
+
+    Until a run knows a price, a submit reserves all that is left; one that then
+    fails, or whose answer is lost, would count all of it and stop the run. Its
+    cost is counted at the price the book now gives instead (never higher).
+    """
+    book = yield from read_prices()
+    records = yield Query(
+        f"SELECT {_ROW_COLUMNS} FROM picpik_rows WHERE run_id = :run_id AND estimate > 0 "
+        "AND (state = 'unknown' OR (state = 'failed' AND task_uid IS NOT NULL))",
+        {"run_id": run_id},
+        fetch="all",
+    )
+    spent = held = 0
+    for record in records:
+        row = row_from(record)
+        pixels, images = pixels_and_images(row.options)
+        price = book.estimate(pixels, images=images)
+        if price is None or price >= row.estimate:
+            continue
+        yield Query(
+            "UPDATE picpik_rows SET estimate = :price WHERE run_id = :run_id AND key = :key",
+            {"price": price, "run_id": run_id, "key": row.key},
+        )
+        if row.state == "unknown":
+            held += row.estimate - price
+        else:
+            spent += row.estimate - price
+    if spent or held:
+        yield Query(
+            "UPDATE picpik_runs SET spent = spent - :spent, held = held - :held, exhausted = 0 "
+            "WHERE run_id = :run_id",
+            {"spent": spent, "held": held, "run_id": run_id},
+        )
+    return spent + held
 
 
 def _cost(row: Row, event: str, credits: int | None) -> tuple[int, int]:

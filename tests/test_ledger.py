@@ -198,8 +198,10 @@ class TestTransactions:
         run = {"max_credits": 10, "spent": 8, "reserved": 0, "held": 0}
         asked, result = _drive(
             rules.claim(RUN, "k", request_uuid="u", worker="w", now=1.0),
-            [run, run, _record("new"), [{"pixels": 1024 * 1024, "per_image": 4}], 1],
-        )
+            # run, run locked, the row, prices; then the reprice: prices, nothing to lower
+            [run, run, _record("new"), [{"pixels": 1024 * 1024, "per_image": 4}],
+             [{"pixels": 1024 * 1024, "per_image": 4}], [], 1],
+        )  # fmt: skip
         assert result == ClaimResult("exhausted")
         assert "exhausted = 1" in asked[-1].sql
 
@@ -236,7 +238,8 @@ class TestTransactions:
     def test_settling_moves_the_reservation(
         self, state: str, event: Any, credits: int | None, change: dict[str, int]
     ) -> None:
-        answers: list[Any] = [_record(state, estimate=5), 1, 1, 1]
+        # the row, its update, the budget, the price; a reprice: prices, nothing to lower
+        answers: list[Any] = [_record(state, estimate=5), 1, 1, 1, [], []]
         asked, moved = _drive(rules.settle(RUN, "k", event, now=1.0, credits=credits), answers)
         assert moved
         (budget,) = [q for q in asked if q.sql.startswith("UPDATE picpik_runs")]
@@ -586,3 +589,39 @@ async def test_a_ledger_that_stays_broken_logs_the_task(
         uid in r.getMessage() and "could not record" in r.getMessage() for r in caplog.records
     )
     assert len([p async for p in anyio.Path(tmp_path).glob("*.png")]) == 1  # went on in memory
+
+
+@pytest.mark.anyio
+async def test_a_first_task_that_failed_does_not_spend_the_whole_budget(ledger: Ledger) -> None:
+    """With no price known the first submit reserves everything; when it fails (or its
+    answer is lost), it counts everything, until a price is known: then it counts that."""
+    await ledger.add_run(RUN, _rows(4, width=64, height=64), max_credits=10)
+    await ledger.claim(RUN, "k0", request_uuid="u0", worker="w")  # reserves all 10
+    await ledger.submitted(RUN, "k0", "T0")
+    await ledger.settle(RUN, "k0", "failed", error="task failed")  # counted: 10
+    assert (await ledger.claim(RUN, "k1", request_uuid="u1", worker="w")).outcome == "exhausted"
+    await ledger.run(_learn(64 * 64, 1))  # the price, as another run's task reported it
+    assert (await ledger.claim(RUN, "k1", request_uuid="u1", worker="w")).outcome == "claimed"
+    (summary,) = await ledger.summaries(RUN)
+    assert summary.credits == 1  # k0 counts 1 now
+    await ledger.claim(RUN, "k2", request_uuid="u2", worker="w")
+    await ledger.submitted(RUN, "k2", "T2")
+    await ledger.run(_guess(RUN, "k2", 5))  # as if k2 had reserved a guess of 5
+    await ledger.settle(RUN, "k0", "failed")  # (already failed: nothing changes)
+    await ledger.settle(RUN, "k2", "finished", credits=1)
+    assert (await ledger.summaries(RUN))[0].credits == 2
+
+
+def _learn(pixels: int, price: int) -> Any:
+    yield Query("INSERT INTO picpik_prices (pixels, per_image) VALUES (:p, :c)",
+                {"p": pixels, "c": price})  # fmt: skip
+
+
+def _guess(run_id: str, key: str, estimate: int) -> Any:
+    record = yield Query("SELECT estimate FROM picpik_rows WHERE run_id = :r AND key = :k",
+                         {"r": run_id, "k": key}, fetch="one")  # fmt: skip
+    extra = estimate - int(record["estimate"])
+    yield Query("UPDATE picpik_rows SET estimate = :e WHERE run_id = :r AND key = :k",
+                {"e": estimate, "r": run_id, "k": key})  # fmt: skip
+    yield Query("UPDATE picpik_runs SET reserved = reserved + :x WHERE run_id = :r",
+                {"x": extra, "r": run_id})  # fmt: skip
