@@ -165,7 +165,7 @@ def read_batch_file(path: Path) -> list[BatchItem]:
 
 def _read_parquet(path: Path) -> list[BatchItem]:
     try:
-        import pyarrow.parquet as parquet  # type: ignore[import-not-found,unused-ignore]
+        import pyarrow.parquet as parquet
     except ModuleNotFoundError:
         raise ValidationError(
             f"{path.name}: reading Parquet needs pyarrow: pip install pyarrow"

@@ -566,3 +566,19 @@ def test_moving_the_prompts_file_sends_nothing_again(runner: CliRunner) -> None:
     assert again.exit_code == 0, again.output
     assert "submitted 0, done 2 (skipped 2)" in again.output
     assert len(list(Path("out").glob("*.png"))) == 2
+
+
+def test_batch_reads_parquet(runner: CliRunner) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"prompt": ["a cat", "a dog"], "width": [64, 128], "height": [64, 64],
+                      "seed": [7, None]})  # fmt: skip
+    pq.write_table(table, "p.parquet")
+    result = invoke(runner, "batch", "p.parquet", "--emulator", "--out", "out")
+    assert result.exit_code == 0, result.output
+    with closing(sqlite3.connect("out/picpik-ledger.sqlite3")) as db:
+        rows = db.execute("SELECT prompt, options FROM picpik_rows ORDER BY position").fetchall()
+    assert [(p, json.loads(o)["width"], json.loads(o)["seed"]) for p, o in rows] == [
+        ("a cat", 64, 7), ("a dog", 128, -1),
+    ]  # fmt: skip
