@@ -526,21 +526,52 @@ class Worker:
             await ledger.settle(run_id, key, "failed", error=str(error))
             self.progress.failed += 1
             return None
-        claimed = await self._claim(row, resend=resend)
-        if not isinstance(claimed, str):
-            return claimed
-        with anyio.CancelScope(shield=True):  # never abandon a submit half way: record it
-            try:
-                handle = await self.client.submit(request, request_uuid=claimed)
-            except SubmitOutcomeUnknownError as error:
-                await ledger.settle(run_id, key, "unknown", error=str(error))
-                self.progress.unknown += 1
+        return await self._claim_and_send(row, request, resend=resend)
+
+    async def _claim_and_send(self, row: Row, request: Any, *, resend: bool) -> str | object | None:
+        """Claim the row and send its submit; its TaskUID, `_DEFERRED` or None (not sent).
+
+        A claim and its submit are one step that nothing cancels: a claim
+        committed whose submit was never sent would be an unknown outcome for
+        nothing. While the budget is held by submits in flight, the claim waits
+        for them (only while this worker has rows of its own going, which will
+        settle: a budget held by tasks nobody here waits for is reported as
+        unsent), or, `defer_on_budget`, gives the row back.
+        """
+        while True:
+            if self.stop.is_set():
                 return None
-            except PicpikError as error:  # refused by the service: nothing was created
-                await ledger.settle(run_id, key, "failed", error=str(error))
-                self.progress.failed += 1
-                return None
-            await self._record_submitted(row, handle.task_uid, claimed)
+            with anyio.CancelScope(shield=True):
+                result = await self.ledger.claim(
+                    row.run_id, row.key, request_uuid=new_request_uuid(), worker=self.name,
+                    resend=resend,
+                )  # fmt: skip
+                if result.outcome == "claimed" and result.request_uuid is not None:
+                    self._holding.add(row.key)
+                    return await self._send(row, request, result.request_uuid)
+            if result.outcome == "wait" and self.defer_on_budget:
+                return _DEFERRED
+            if result.outcome == "wait" and self._holding:  # rows of ours will settle
+                await anyio.sleep(BUDGET_RECHECK)
+                continue
+            if result.outcome in ("wait", "exhausted"):
+                self.progress.unsent += 1
+            return None  # taken: another worker has it, or it is over
+
+    async def _send(self, row: Row, request: Any, request_uuid: str) -> str | None:
+        """Send a claimed row's submit and record what came of it (shielded by the caller)."""
+        ledger, run_id, key = self.ledger, row.run_id, row.key
+        try:
+            handle = await self.client.submit(request, request_uuid=request_uuid)
+        except SubmitOutcomeUnknownError as error:
+            await ledger.settle(run_id, key, "unknown", error=str(error))
+            self.progress.unknown += 1
+            return None
+        except PicpikError as error:  # refused by the service: nothing was created
+            await ledger.settle(run_id, key, "failed", error=str(error))
+            self.progress.failed += 1
+            return None
+        await self._record_submitted(row, handle.task_uid, request_uuid)
         self.progress.submitted += 1
         return handle.task_uid
 
@@ -563,33 +594,6 @@ class Worker:
                     )  # fmt: skip
                     return
                 await anyio.sleep(0.2 * 2**attempt)
-
-    async def _claim(self, row: Row, *, resend: bool) -> str | object | None:
-        """Claim the row; its request_uuid, `_DEFERRED` or None (not sent).
-
-        While the budget is held by submits in flight, the claim waits for them
-        (only while this worker has rows of its own going, which will settle:
-        a budget held by tasks nobody here waits for is reported as unsent), or,
-        `defer_on_budget`, gives the row back.
-        """
-        while True:
-            if self.stop.is_set():
-                return None
-            result = await self.ledger.claim(
-                row.run_id, row.key, request_uuid=new_request_uuid(), worker=self.name,
-                resend=resend,
-            )  # fmt: skip
-            if result.outcome == "claimed":
-                self._holding.add(row.key)
-                return result.request_uuid
-            if result.outcome == "wait" and self.defer_on_budget:
-                return _DEFERRED
-            if result.outcome == "wait" and self._holding:  # rows of ours will settle
-                await anyio.sleep(BUDGET_RECHECK)
-                continue
-            if result.outcome in ("wait", "exhausted"):
-                self.progress.unsent += 1
-            return None  # taken: another worker has it, or it is over
 
     async def _wait_and_save(self, row: Row, task_uid: str) -> None:
         try:

@@ -85,6 +85,12 @@ class Process:
         try:
             if await self.worker.do(row):
                 later.append(row.key)
+        except PicpikError as error:
+            # One row's trouble (a ledger that timed out under load, say) must not
+            # cancel its siblings mid-way: the row is tried again in a later job.
+            logger.warning("run %s: prompt %r goes back to the queue: %s",
+                           row.run_id, row.prompt[:60], error)  # fmt: skip
+            later.append(row.key)
         finally:
             self.slots.release()
 

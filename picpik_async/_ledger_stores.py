@@ -262,7 +262,7 @@ class PostgresLedger(Ledger):
         self.operations = 0
 
     @classmethod
-    async def open(cls, url: str, *, max_size: int = 8) -> PostgresLedger:
+    async def open(cls, url: str, *, max_size: int = 16) -> PostgresLedger:
         """Connect and apply the schema (idempotent) on first use."""
         try:
             import psycopg

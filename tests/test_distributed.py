@@ -24,6 +24,7 @@ import test_ledger
 from conftest import make_client
 from procrastinate.testing import InMemoryConnector
 
+from picpik_async import LedgerError
 from picpik_async._batch import BatchProgress, Worker
 from picpik_async._distributed import (
     Process,
@@ -377,3 +378,25 @@ async def test_two_processes_recovering_one_stalled_job() -> None:
         await app.job_manager.retry_job(stalled[0])
         connector.jobs[job_id].update(status="doing")  # as if listed before the first retry
         assert await recover_stalled(app, stalled_after=60) >= 0
+
+
+class _OneBadRow(SqliteLedger):
+    async def claim(self, run_id: str, key: str, **kwargs: Any) -> Any:
+        if key == "k1":
+            raise LedgerError("could not obtain a connection in 30 s")
+        return await super().claim(run_id, key, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_one_rows_trouble_does_not_cancel_its_siblings(tmp_path: Path) -> None:
+    emulator = Emulator(latency=0.05)
+    ledger = await _OneBadRow.open(tmp_path / LEDGER_NAME)
+    await ledger.add_run(RUN, [NewRow(f"k{i}", f"p{i}", {"width": 64, "height": 64})
+                               for i in range(4)])  # fmt: skip
+    async with make_client(emulator) as client:
+        process = Process(Worker(client, ledger, tmp_path), anyio.Semaphore(4))
+        later = await process.do_chunk(RUN, ["k0", "k1", "k2", "k3"])
+    states = [row.state for row in await ledger.rows(RUN)]
+    await ledger.aclose()
+    assert later == ["k1"]
+    assert states == ["finished", "new", "finished", "finished"]

@@ -20,6 +20,7 @@ from picpik_async import _ledger as rules
 from picpik_async._batch import (
     JOURNAL_NAME,
     BatchItem,
+    Worker,
     import_journal,
     new_rows,
     read_prompts,
@@ -625,3 +626,29 @@ def _guess(run_id: str, key: str, estimate: int) -> Any:
                 {"e": estimate, "r": run_id, "k": key})  # fmt: skip
     yield Query("UPDATE picpik_runs SET reserved = reserved + :x WHERE run_id = :r",
                 {"x": extra, "r": run_id})  # fmt: skip
+
+
+class _SlowClaim(SqliteLedger):
+    """A claim that is committed, then answered late: a caller may be cancelled meanwhile."""
+
+    async def claim(self, *args: Any, **kwargs: Any) -> ClaimResult:
+        result = await super().claim(*args, **kwargs)
+        await anyio.sleep(0.2)
+        return result
+
+
+@pytest.mark.anyio
+async def test_a_claim_is_never_left_unsent_by_a_cancellation(tmp_path: Path) -> None:
+    """Cancelled between its claim and its submit, a row would be an unknown outcome for
+    nothing: claim and submit are one step, so the submit goes out and is recorded."""
+    emulator = Emulator(latency=0.05)
+    store = await _SlowClaim.open(tmp_path / LEDGER_NAME)
+    await store.add_run(RUN, new_rows([BatchItem("k0", "p0", {"width": 64, "height": 64})]))
+    (row,) = await store.rows(RUN)
+    async with make_client(emulator) as client:
+        worker = Worker(client, store, tmp_path)
+        with anyio.move_on_after(0.1):
+            await worker.do(row)
+    (after,) = await store.rows(RUN)
+    await store.aclose()
+    assert (after.state, emulator.counters.tasks_created) == ("submitted", 1)
