@@ -93,7 +93,14 @@ logger: Final = logging.getLogger("picpik_async")
 DEFAULT_BASE_URL: Final = "https://api.picpik.ai"
 # One poller and a capped number of submits in flight: a few sockets serve
 # thousands of waiters. Requests beyond the pool wait for a connection.
-DEFAULT_LIMITS: Final = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+#
+# An idle connection is dropped after 2 s, before common servers drop it (uvicorn 5 s,
+# nginx 75 s): a submit sent on a connection the server is closing at that moment gets
+# a ReadError, and its outcome is unknown. httpx's own 5 s equals uvicorn's, and 1 of
+# 20,000 submits hit that race in benchmarks/RESULTS-distributed.md.
+DEFAULT_LIMITS: Final = httpx.Limits(
+    max_connections=64, max_keepalive_connections=32, keepalive_expiry=2.0
+)
 
 # httpx errors raised before the request left this machine: always safe to retry.
 _NOT_SENT: Final = (

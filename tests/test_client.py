@@ -485,3 +485,15 @@ def test_submit_concurrency_is_validated() -> None:
     """submit_concurrency must be a positive integer."""
     with pytest.raises(picpik.ValidationError, match="submit_concurrency"):
         picpik.AsyncClient(public_key="a", private_key="b", submit_concurrency=0)
+
+
+def test_idle_connections_are_dropped_before_the_server_drops_them() -> None:
+    """A submit on a connection the server is closing has an unknown outcome: our pool
+    lets idle connections go before uvicorn's keep-alive timeout (and nginx's) ends."""
+    import uvicorn
+
+    from picpik_async._client import DEFAULT_LIMITS
+
+    assert DEFAULT_LIMITS.keepalive_expiry is not None
+    server_side = uvicorn.Config(app=None).timeout_keep_alive  # type: ignore[arg-type]
+    assert DEFAULT_LIMITS.keepalive_expiry < server_side
