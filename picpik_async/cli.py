@@ -85,6 +85,12 @@ _RATE = click.FloatRange(0.0, 1.0)
 _FAULT_RATES = ("busy", "rate_limit", "server_error", "slow", "drop", "malformed", "failure")
 
 
+def _console(**options: Any) -> Console:
+    """A console that prints text as it is: prompts, errors and names from the service are
+    untrusted, and rich markup in them (``[/b]``) would be read, or crash the print."""
+    return Console(highlight=False, markup=False, **options)
+
+
 @click.group()
 @click.version_option(__version__, "--version", prog_name="picpik", message="%(prog)s %(version)s")
 def main() -> None:
@@ -195,7 +201,7 @@ def emulator(**options: Any) -> None:
     # Imported here: the emulator needs its own extra, the other commands do not.
     from picpik_async.testing import EmulatorServer
 
-    console = Console(highlight=False)
+    console = _console()
     emulator = _build_emulator(options)
     server = EmulatorServer(
         emulator,
@@ -599,7 +605,7 @@ def generate(prompt: str, **options: Any) -> None:
     Files are named <TaskUID>-<index>.png inside --out, or after --name
     (``--name apple`` saves apple.png; ``--name "{prompt}-{seed}"``).
     """
-    console = Console(highlight=False)
+    console = _console()
     try:
         if options["name"] is not None:
             check_name_template(options["name"], what="--name")
@@ -759,7 +765,7 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
     exits when every prompt is over; `picpik worker` processes on any machine
     help with the jobs.
     """
-    console = Console(highlight=False)
+    console = _console()
     url, kind = _ledger_url(options)
     if kind == "postgresql" and retry_unknown:
         _usage_error("with a shared ledger, resend unknown outcomes with "
@@ -973,7 +979,7 @@ def worker(**options: Any) -> None:
     so its polling stays batched. A worker that is killed leaves at most its
     in-flight submits as unknown outcomes; its jobs go to another worker.
     """
-    console = Console(highlight=False)
+    console = _console()
     url, kind = _ledger_url(options)
     if kind != "postgresql":
         _usage_error("picpik worker needs a shared ledger: --ledger postgresql://...")
@@ -992,7 +998,7 @@ def worker(**options: Any) -> None:
             anyio.create_task_group() as group,
         ):
             group.start_soon(_watch_interrupts, stop, console)
-            view = _BatchView(Console(highlight=False, force_terminal=False), 0)
+            view = _BatchView(_console(force_terminal=False), 0)
             progress = await serve_worker(
                 client, ledger, url, options["out"], concurrency=options["concurrency"],
                 jobs=options["jobs"], until_done=options["until_done"], stop=stop,
@@ -1035,7 +1041,7 @@ def runs(context: click.Context, /, **options: Any) -> None:
             budget = f" / {s.max_credits}" if s.max_credits is not None else ""
             table.add_row(s.run_id, str(s.total), str(s.finished), str(s.failed),
                           str(s.unknown), str(s.pending), f"{s.credits}{budget}")  # fmt: skip
-        Console(highlight=False).print(table)
+        _console().print(table)
         return 0
 
     _run({"debug": False}, job)
@@ -1078,7 +1084,7 @@ def runs_show(context: click.Context, /, run_id: str, **options: Any) -> None:
     """List the failed and unknown prompts of RUN_ID, with their errors."""
     options = _run_options(context, options)
     url = _existing_ledger(options)
-    console = Console(highlight=False)
+    console = _console()
 
     async def job() -> int:
         async with open_ledger(url) as ledger:
@@ -1126,7 +1132,7 @@ def runs_reconcile(context: click.Context, /, run_id: str, **options: Any) -> No
     """
     options = _run_options(context, options)
     url = _existing_ledger(options)
-    console = Console(highlight=False)
+    console = _console()
     if options["resend"] and not options["yes"]:
         click.confirm(
             "Resending a prompt whose first submit created a task costs twice. Resend?",
@@ -1195,7 +1201,7 @@ def tasks() -> None:
 @_api_options
 def tasks_wait(task_uids: tuple[str, ...], **options: Any) -> None:
     """Wait for tasks, download their images and print where they went."""
-    console = Console(highlight=False)
+    console = _console()
     if options["use_emulator"]:
         _usage_error("--emulator starts a fresh emulator, which has no tasks yet, so it can "
                      "never find these: run `picpik emulator` once, and pass its --base-url "
@@ -1231,7 +1237,7 @@ def tasks_wait(task_uids: tuple[str, ...], **options: Any) -> None:
 @_api_options
 def models(**options: Any) -> None:
     """List the models the account can use."""
-    console = Console(highlight=False)
+    console = _console()
 
     async def job() -> int:
         async with _open_client(options) as client:
@@ -1261,7 +1267,7 @@ def models(**options: Any) -> None:
 @_api_options
 def credits(**options: Any) -> None:
     """Show the account's credit balance."""
-    console = Console(highlight=False)
+    console = _console()
 
     async def job() -> int:
         async with _open_client(options) as client:
@@ -1321,7 +1327,7 @@ def upscale(image: Path, width: int, height: int, **options: Any) -> None:
 
     Files are named <TaskUID>-<index>.png inside --out.
     """
-    console = Console(highlight=False)
+    console = _console()
 
     async def job() -> int:
         request = ResizeImage(image=await to_data_uri(image), width=width, height=height)
@@ -1340,7 +1346,7 @@ def remove_bg(image: Path, only_mask: bool, **options: Any) -> None:
 
     Files are named <TaskUID>-<index>.png inside --out.
     """
-    console = Console(highlight=False)
+    console = _console()
 
     async def job() -> int:
         uri = await to_data_uri(image)
@@ -1368,7 +1374,7 @@ def remove_bg(image: Path, only_mask: bool, **options: Any) -> None:
 @_api_options
 def describe(images: tuple[Path, ...], language: str | None, **options: Any) -> None:
     """Describe IMAGES in words (DescribeImages) and print the text, one line each."""
-    console = Console(highlight=False)
+    console = _console()
 
     async def job() -> int:
         uris = [await to_data_uri(image) for image in images]

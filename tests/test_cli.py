@@ -582,3 +582,13 @@ def test_batch_reads_parquet(runner: CliRunner) -> None:
     assert [(p, json.loads(o)["width"], json.loads(o)["seed"]) for p, o in rows] == [
         ("a cat", 64, 7), ("a dog", 128, -1),
     ]  # fmt: skip
+
+
+def test_prompts_that_look_like_markup_print_as_they_are(runner: CliRunner) -> None:
+    """A prompt is untrusted text: `[/b]` once crashed the progress line (rich markup)."""
+    Path("p.txt").write_text("a [bold]dog[/bold]\nclosing [/b] only\n", encoding="utf-8")
+    result = invoke(runner, "batch", "p.txt", "--emulator", "--width", "64", "--height", "64",
+                    "--out", "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "a [bold]dog[/bold]" in result.output
+    assert "closing [/b] only" in result.output
