@@ -936,7 +936,10 @@ def _print_batch_table(
         table.add_row(row.prompt[:40], row.state, row.task_uid or "", files)
     console.print(table)
     counts = _state_counts(rows)
-    unsent = f", unsent (credit budget spent) {counts['new']}" if progress.unsent else ""
+    # From the ledger, not this process: in a shared run, another worker may have met the
+    # spent budget.
+    budget_left_some = progress.unsent or (counts["new"] and not progress.timed_out)
+    unsent = f", unsent (credit budget spent) {counts['new']}" if budget_left_some else ""
     if progress.timed_out:
         unsent += (f", timed out {progress.timed_out} (run the same command again to wait "
                    "for them)")  # fmt: skip
@@ -944,7 +947,7 @@ def _print_batch_table(
         f"submitted {progress.submitted}, done {counts['finished']} "
         f"(skipped {progress.skipped}), failed {counts['failed']}, "
         f"unknown outcome {counts['unknown']}, pending "
-        f"{counts['claimed'] + counts['submitted'] + (0 if progress.unsent else counts['new'])}"
+        f"{counts['claimed'] + counts['submitted'] + (0 if budget_left_some else counts['new'])}"
         f"{unsent}"
     )
     return counts
