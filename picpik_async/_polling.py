@@ -16,6 +16,8 @@ from __future__ import annotations
 import enum
 import math
 import random
+import statistics
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, assert_never
 
@@ -194,9 +196,11 @@ class PollSettings:
             fetch the details only of those that left the list (the default);
             False polls every task on its own schedule above.
         running_interval: seconds between two ticks while tasks are watched that
-            way (half of it while fewer than 200 are; twice it after 3 s in which
-            none ended). While all of them fit in one ListTasksDetails, the tick
-            is that request instead of a ListRunningTasks.
+            way (half of it while fewer than 200 were since the list was last
+            idle; twice it after 3 s in which none ended). Long tasks stretch it,
+            up to twice, to 5% of the median time the last 64 tasks took. While
+            all of them fit in one ListTasksDetails, the tick is that request
+            instead of a ListRunningTasks.
         running_grace: seconds a new task may be missing from the running list
             before its absence counts (the list may not show it at once).
         running_retry: seconds the poller keeps to each task's own schedule after
@@ -310,12 +314,20 @@ class RunningListOff:
 Decision = Settle | Update | UnknownWord | Split | Refused | BackOff | RunningListOff
 
 
-# Running-set mode (docs/protocol.md, "Polling"). With fewer tasks watched than
-# _FEW_TASKS, ticks come twice as often: one request per tick is still cheap, and
-# the lag halves. After _QUIET seconds in which no task left the list (long tasks
-# early in their life), ticks come half as often until one does.
+# Running-set mode (docs/protocol.md, "Polling"). While fewer tasks than
+# _FEW_TASKS were watched since the list was last idle, ticks come twice as often:
+# one request per tick is still cheap, and the lag halves (the last tasks of a big
+# run keep the full interval: they are not a small run). After _QUIET seconds in
+# which no task left the list (long tasks early in their life), ticks come half as
+# often until one does.
 _FEW_TASKS: Final = 200
 _QUIET: Final = 3.0
+# Long tasks stretch the tick: it is at least _LONG_SHARE of the median time the
+# last _DURATIONS tasks took, up to _MAX_STRETCH times running_interval. A result
+# is then late by about the same share of its task's time, whatever that is.
+_LONG_SHARE: Final = 0.05
+_MAX_STRETCH: Final = 2.0
+_DURATIONS: Final = 64
 # A task the list still shows is fetched anyway this often: a list that lags, or
 # never lets a task go, costs lag but never a task.
 _RECHECK: Final = 30.0
@@ -373,6 +385,9 @@ class PollSchedule:
     _last_change: float = field(default=0.0, init=False)
     _absences: int = field(default=0, init=False)
     _dropouts: int = field(default=0, init=False)
+    _durations: deque[float] = field(factory=lambda: deque(maxlen=_DURATIONS), init=False)
+    _stretch: float = field(default=1.0, init=False)
+    _peak: int = field(default=0, init=False)  # most tasks watched by the list since idle
 
     def __attrs_post_init__(self) -> None:
         self.batch_size = self.batch_size or self.settings.poll_batch_size
@@ -415,6 +430,7 @@ class PollSchedule:
             self._last_change = now
         self._entries[uid] = _Entry(due=now + _RECHECK, interval=first, since=now, by_list=True)
         self._by_list += 1
+        self._peak = max(self._peak, self._by_list)
         if self._next_tick == math.inf:
             self._next_tick = now + self._tick_interval(now)
 
@@ -528,8 +544,8 @@ class PollSchedule:
     # --- the running list -----------------------------------------------------------
 
     def _tick_interval(self, now: float) -> float:
-        interval = self.settings.running_interval
-        if self._by_list < _FEW_TASKS:
+        interval = self.settings.running_interval * self._stretch
+        if self._peak < _FEW_TASKS:
             interval /= 2
         if now - self._last_change >= _QUIET:
             interval *= 2
@@ -546,6 +562,7 @@ class PollSchedule:
             self._by_list -= 1
             if not self._by_list:
                 self._next_tick = math.inf
+                self._peak = 0
         entry.absent = False
 
     def on_running(self, uids: Iterable[str], now: float) -> None:
@@ -581,6 +598,12 @@ class PollSchedule:
         # Paced from when the tick was sent: a slow answer does not stretch the interval.
         interval = self._tick_interval(now)
         self._next_tick = self._tick_sent + interval if self._by_list else math.inf
+
+    def _took(self, seconds: float) -> None:
+        """A task watched by the list ended after `seconds`: the tick may stretch."""
+        self._durations.append(seconds)
+        share = _LONG_SHARE * statistics.median(self._durations)
+        self._stretch = min(_MAX_STRETCH, max(1.0, share / self.settings.running_interval))
 
     def on_running_failure(self, error: PicpikError, now: float) -> list[Decision]:
         """A ListRunningTasks request failed (after retries) or was refused.
@@ -692,6 +715,8 @@ class PollSchedule:
         elif entry is not None and entry.by_list and status is not TaskStatus.PENDING:
             self._last_change = now  # a tick made of details saw a task end
             self._next_tick = min(self._next_tick, now + self._tick_interval(now))
+        if entry is not None and entry.by_list and status is not TaskStatus.PENDING:
+            self._took(now - entry.since)
         match status:
             case TaskStatus.PENDING:
                 self.pending(uid, now)

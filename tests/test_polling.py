@@ -1044,6 +1044,63 @@ class TestRunningList:
         assert s.on_answer(["u1"], [], now=2.0) == []
         assert s.watched_by_list() == 0
 
+    @staticmethod
+    def run_tasks(s: PollSchedule, count: int, start: float, took: float) -> float:
+        """Watch `count` tasks at `start`, each listed until it ends `took` later; tick
+        and answer on a 0.25 s grid until all are settled; return when they were."""
+        names = [f"t{start}-{i}" for i in range(count)]
+        for uid in names:
+            s.watch(uid, now=start)
+        now = start
+        while any(uid in s for uid in names):
+            now += 0.25
+            step = s.step(now)
+            over = now >= start + took
+            for chunk in step.chunks:
+                answers = [finished(u) if over else detail("Running", uid=u) for u in chunk]
+                s.on_answer(chunk, answers, now=now)
+            if step.tick:
+                s.on_running([] if over else names, now=now)
+        return now
+
+    def test_long_tasks_stretch_the_tick(self) -> None:
+        """Tasks that took about 30 s: ticks 5% of that apart, at most twice the interval."""
+        s = listed()
+        s.batch_size = 1_000
+        end = self.run_tasks(s, 200, start=0.0, took=30.0)
+        s.watch("next", now=end)
+        assert 0.75 <= s.step(now=end).sleep <= 0.8  # 0.05 x 30-32 s, halved for one task
+        end = self.run_tasks(s, 200, start=end, took=100.0)
+        s.watch("later", now=end)
+        assert s.step(now=end).sleep == 1.0  # 2 x 1 s, halved
+
+    def test_short_tasks_keep_the_interval(self) -> None:
+        """Tasks of 3 s: 5% of them is below running_interval, which stays."""
+        s = listed()
+        s.batch_size = 1_000
+        end = self.run_tasks(s, 200, start=0.0, took=3.0)
+        s.watch("next", now=end)
+        assert s.step(now=end).sleep == 0.5
+
+    def test_the_tail_of_a_big_run_keeps_its_pace(self) -> None:
+        """Once 200 tasks were watched, the last few still get the full interval."""
+        s = listed()
+        s.batch_size = 1_000
+        names = [f"u{i}" for i in range(200)]
+        for uid in names:
+            s.watch(uid, now=0.0)
+        for now in (0.5, 1.5):  # the first tick was planned for one task: half the interval
+            assert s.step(now=now).tick
+            s.on_running(names, now=now)
+        assert s.step(now=2.5).tick
+        s.on_running(names[:5], now=2.5)  # 195 left the list
+        (chunk,) = s.step(now=2.5).chunks
+        s.on_answer(chunk, [finished(uid) for uid in chunk], now=2.5)
+        assert s.watched_by_list() == 5
+        assert s.step(now=3.5).tick
+        s.on_running(names[:5], now=3.5)
+        assert s.step(now=3.5).sleep == 1.0  # not halved for the five left
+
     def test_the_tick_in_flight_blocks_the_next(self) -> None:
         """One ListRunningTasks at a time."""
         s = listed()

@@ -8,6 +8,7 @@ TaskUIDs were asked for, and when.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -616,3 +617,44 @@ class TestRunningSet:
             await waiter.wait("u", on_update=lambda d: seen.append(anyio.current_time()))
         assert seen == [1.0, 3.0]
         assert running_list.calls == []
+
+
+class TestLongTasks:
+    """Issue 13's long-task scenario on the fake clock, with the default PollSettings."""
+
+    @staticmethod
+    async def burst(n: int, low: float, high: float) -> tuple[float, list[float]]:
+        """`n` tasks submitted over n / 230 s (a burst's pace), each taking low-high s:
+        the status requests per task, and every task's lag, sorted."""
+        rng = random.Random(13)
+        starts = {f"u{i}": i / 230 for i in range(n)}
+        done = {uid: start + rng.uniform(low, high) for uid, start in starts.items()}
+        service = FakeService(finish_at(done), latency=0.02)
+        running_list = FakeRunningList(until(done))
+        lags: list[float] = []
+
+        async def one(waiter: TaskWaiter, uid: str) -> None:
+            await anyio.sleep(starts[uid])
+            await waiter.wait(uid)
+            lags.append(anyio.current_time() - done[uid])
+
+        settings = picpik.PollSettings()
+        async with (
+            open_waiter(service, settings, running_list) as waiter,
+            anyio.create_task_group() as group,
+        ):
+            for uid in starts:
+                group.start_soon(one, waiter, uid)
+        return (len(service.calls) + len(running_list.calls)) / n, sorted(lags)
+
+    async def test_long_tasks_cost_few_requests(self) -> None:
+        """1,000 tasks of 8-16 s: at most 0.05 status requests a task, p95 lag 0.7 s."""
+        per_task, lags = await self.burst(1000, 8.0, 16.0)
+        assert per_task <= 0.05
+        assert lags[949] <= 0.7
+
+    async def test_short_tasks_stay_prompt(self) -> None:
+        """1,000 tasks of 3 s +-10%: at most 0.03 status requests a task, p95 lag 0.55 s."""
+        per_task, lags = await self.burst(1000, 2.7, 3.3)
+        assert per_task <= 0.03
+        assert lags[949] <= 0.55
