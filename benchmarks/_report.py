@@ -512,9 +512,10 @@ def _analysis_lines(mode: str, analysis: str | None) -> list[str]:
 
 
 BEFORE_AFTER_NOTE = [
-    "The library's defaults changed after issue 6's first run: `submit_concurrency=28` "
-    "(at most 28 task-creating requests in flight, the rest of the 64-connection pool left "
-    "to the poller) and `PollSettings.poll_growth=1.25` (was 1.5). The previous-defaults "
+    "The library's defaults changed after issue 6's first run: `submit_concurrency` "
+    "(at most 28 task-creating requests in flight then, 16 since issue 13's runs, the rest "
+    "of the 64-connection pool left to the poller) and `PollSettings.poll_growth=1.25` "
+    "(was 1.5). The previous-defaults "
     "column is the same client with `poll_growth=1.5` and `submit_concurrency=1_000_000` "
     "(no cap), run in the same repeats, with the same emulator seeds; the other two columns "
     "repeat the tables above.",

@@ -291,10 +291,12 @@ class AsyncClient(ActionMethods):
             whole image included (default 300); then it is retried.
         budget: a `CreditBudget`: no task-creating request is sent unless its
             estimated price fits (`BudgetExceededError` otherwise).
-        submit_concurrency: task-creating requests in flight at once. Kept below
-            the pool's kept-alive connections, so a burst of thousands of submits
-            queues here instead of in httpx, and status polls are not stuck behind
-            it (benchmarks/RESULTS.md measures the difference).
+        submit_concurrency: task-creating requests in flight at once (default
+            16). A burst of thousands of submits queues here instead of in httpx,
+            and status polls are not stuck behind it: past about 16 in flight a
+            client spends more CPU per submit in pool bookkeeping and gets no more
+            through (benchmarks/RESULTS.md measures it). On a link with a long
+            round trip, more in flight may send a burst faster.
 
     Example:
         >>> async def main() -> None:
@@ -318,7 +320,7 @@ class AsyncClient(ActionMethods):
         on_retry: Callable[[RetryEvent], object] | None = None,
         trust_env: bool = True,
         download_concurrency: int = 8,
-        submit_concurrency: int = 28,
+        submit_concurrency: int = 16,
         max_download_bytes: int = MAX_DOWNLOAD_BYTES,
         download_timeout: float = DOWNLOAD_TIMEOUT,
         budget: CreditBudget | None = None,
