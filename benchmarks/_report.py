@@ -22,6 +22,9 @@ from _scenarios import (
     PER_TASK_SLOW,
     PREVIOUS,
     TARGETS,
+    VARIANT_LAG_P95_MAX,
+    VARIANT_SCENARIO,
+    VARIANTS,
 )
 
 # The clients issue 6's targets compare.
@@ -57,6 +60,7 @@ class Collected:
     skipped: list[tuple[str, int, str, str]] = attrs.Factory(list)  # scenario, N, label, why
     about: dict[str, str] = attrs.Factory(dict)  # scenario name -> its description
     feeds: set[str] = attrs.Factory(set)  # how picpik_async got its prompts, per arrival
+    variants: dict[str, Metrics] = attrs.Factory(dict)  # running-list variant -> metrics
 
 
 # metric key, row name, format, whether "ours / per-task" means something for it
@@ -408,6 +412,32 @@ def memory_table(memory: dict[str, Metrics]) -> str:
     return "\n".join(lines)
 
 
+def variants_table(variants: dict[str, Metrics]) -> str:
+    """Issue 13's fallbacks: every task right, none created twice, lag p95 within bounds."""
+    head = (
+        "| running list | behaviour | results / N | errors | tasks created | duplicates "
+        "| status req/task | of which ListRunningTasks | lag p50 (s) | lag p95 (s) "
+        "| lag max (s) | verdict |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    limit = VARIANT_LAG_P95_MAX
+    for variant in VARIANTS:
+        m = variants.get(variant.name)
+        if m is None:
+            continue
+        right = m["completed"] == m["n"] == m["tasks_created"] and not m["errors"]
+        ok = right and m["duplicate_tasks"] == 0 and m["lag_p95"] <= limit
+        how = f"all right, none twice, p95 <= {limit:g} s" if ok else "see the row"
+        lines.append(
+            f"| {variant.name} | {variant.about} | {m['completed']:.0f} / {m['n']:.0f} "
+            f"| {m['errors']:.0f} | {m['tasks_created']:.0f} | {m['duplicate_tasks']:.0f} "
+            f"| {m['status_per_task']:.3f} | {m['running_list_per_task']:.3f} "
+            f"| {m['lag_p50']:.2f} | {m['lag_p95']:.2f} | {m['lag_max']:.2f} "
+            f"| {_verdict(ok, how)} |"
+        )
+    return "\n".join(lines)
+
+
 def previous_analysis(path: Path) -> str | None:
     """The hand-written analysis block of an existing RESULTS.md, kept across runs."""
     try:
@@ -468,6 +498,17 @@ def document(
         "",
         *_scenario_sections(collected),
     ]
+    if collected.variants:
+        scenario = VARIANT_SCENARIO
+        parts += [
+            "## Running-list variants (issue 13's fallbacks)",
+            "",
+            f"picpik_async with its defaults on {scenario.name}, N = {scenario.sizes[0]}, "
+            "one run each; the emulator's `RunningList` knobs bend ListRunningTasks.",
+            "",
+            variants_table(collected.variants),
+            "",
+        ]
     if memory:
         parts += ["## Memory with all N tasks pending", "", memory_table(memory), ""]
     parts += _before_after_sections(by_n)

@@ -251,6 +251,44 @@ QUICK = (
 )
 
 
+# --- running-list variants -----------------------------------------------------------------
+# Issue 13's fallbacks: how the emulated ListRunningTasks bends the truth
+# (`picpik_async.testing.RunningList`), each run once with picpik_async on VARIANT_SCENARIO.
+
+
+@frozen
+class Variant:
+    """One way the running list may behave, as `_server.py --running-list` is told it."""
+
+    name: str
+    spec: str  # "" or "field" or "field=seconds", comma-separated: RunningList's fields
+    about: str
+
+    def server_args(self) -> list[str]:
+        """The `_server.py` option that sets this variant (none for the honest list)."""
+        return [f"--running-list={self.spec}"] if self.spec else []
+
+
+VARIANTS = (
+    Variant("honest", "", "the list shows each task exactly until it is over"),
+    Variant("refused", "refused", "ListRunningTasks is refused (RetCode 161, unknown action)"),
+    Variant("omits queued", "omits_queued", "queued tasks are left out of the list"),
+    Variant("drops early", "drops_early=1.5", "a task leaves the list 1.5 s before it is over"),
+    Variant("lags", "lags=1.5", "a task stays in the list 1.5 s after it is over"),
+)
+VARIANT_SCENARIO = Scenario(UNIFORM3, BURST, (1000,))
+VARIANT_LAG_P95_MAX = 2.5  # issue 13: every variant within 2.5 s at p95
+
+
+def running_list_options(spec: str) -> dict[str, bool | float]:
+    """``"omits_queued,lags=1.5"`` -> ``{"omits_queued": True, "lags": 1.5}``."""
+    options: dict[str, bool | float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.partition("=")
+        options[key.strip()] = float(value) if sep else True
+    return options
+
+
 def select(
     matrix: Sequence[Scenario], names: list[str] | None, sizes: list[int] | None
 ) -> list[Scenario]:

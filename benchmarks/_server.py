@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from picpik_async.testing import Emulator
+from picpik_async.testing import Emulator, Faults, RunningList
 from picpik_async.testing._server import NoDelayH11Protocol
 from picpik_async.testing._state import ServiceState, Task
 
@@ -77,13 +77,18 @@ class RecordingState(ServiceState):
         return super().running(*args, **kwargs)
 
 
-def build_emulator(latency: str, queue_share: float, credits: int, seed: int) -> Emulator:
-    """An emulator whose task latencies follow the spec ``latency``, with recording state."""
+def build_emulator(
+    latency: str, queue_share: float, credits: int, seed: int, running_list: str = ""
+) -> Emulator:
+    """An emulator whose task latencies follow the spec ``latency``, with recording state;
+    ``running_list`` names how its ListRunningTasks bends the truth (`_scenarios.Variant`)."""
+    options = _scenarios.running_list_options(running_list)
     emulator = Emulator(
         latency=_scenarios.latency_from_spec(latency),
         queue_share=queue_share,
         credits=credits,
         seed=seed,
+        faults=Faults(running_list=RunningList(**options)),  # type: ignore[arg-type]
     )
     fields = {a.name: getattr(emulator.state, a.name) for a in attrs.fields(ServiceState)}
     emulator.state = RecordingState(**fields)
@@ -113,6 +118,7 @@ def add_bench_route(emulator: Emulator, started_cpu: float) -> None:
                 "requests": dict(counters.requests),
                 "list_lengths": list(counters.list_lengths),
                 "tasks_created": counters.tasks_created,
+                "duplicate_tasks": len(counters.duplicate_tasks()),
                 "cpu_seconds": _cpu_seconds() - started_cpu,
             }
         return JSONResponse(body)
@@ -157,13 +163,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue-share", type=float, default=0.3)
     parser.add_argument("--credits", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--running-list",
+        default="",
+        help="how ListRunningTasks bends the truth, e.g. refused or omits_queued,lags=1.5",
+    )
     args = parser.parse_args(argv)
     try:
         _scenarios.latency_from_spec(args.latency)
-    except ValueError as error:
+        emulator = build_emulator(
+            args.latency, args.queue_share, args.credits, args.seed, args.running_list
+        )
+    except (ValueError, TypeError) as error:
         parser.error(str(error))
 
-    emulator = build_emulator(args.latency, args.queue_share, args.credits, args.seed)
     add_bench_route(emulator, _cpu_seconds())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import queue
 import signal
@@ -97,8 +98,10 @@ def _read_line(stream: IO[bytes], timeout: float) -> bytes:
 class Server:
     """A fresh emulator process on a free loopback port, for one run."""
 
-    def __init__(self, distribution: _scenarios.Distribution, seed: int = 1) -> None:
-        self.args = [str(SERVER), *distribution.server_args(), f"--seed={seed}"]
+    def __init__(
+        self, distribution: _scenarios.Distribution, seed: int = 1, extra: tuple[str, ...] = ()
+    ) -> None:
+        self.args = [str(SERVER), *distribution.server_args(), f"--seed={seed}", *extra]
         # The emulator's stderr, shown if it fails; closed in __exit__.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc: subprocess.Popen[bytes] | None = None
@@ -228,6 +231,30 @@ def run_scenarios(scenarios: list[Scenario], args: Any) -> Collected:
         for n in scenario.sizes:
             run_size(scenario, n, args, collected)
     return collected
+
+
+def run_variants() -> dict[str, dict[str, float]]:
+    """picpik_async against each way the running list may bend (issue 13's fallbacks)."""
+    scenario = _scenarios.VARIANT_SCENARIO
+    (n,) = scenario.sizes
+    ours = next(c for c in _scenarios.CLIENTS if c.label == _scenarios.OURS)
+    results: dict[str, dict[str, float]] = {}
+    for variant in _scenarios.VARIANTS:
+        with Server(scenario.distribution, extra=tuple(variant.server_args())) as server:
+            worker = run_worker(server.url, ours, n, scenario.deadline(n))
+            records = server.records()
+        metrics = _metrics.analyse(worker, records)
+        metrics["tasks_created"] = records["tasks_created"]
+        metrics["duplicate_tasks"] = records.get("duplicate_tasks", math.nan)
+        results[variant.name] = metrics
+        print(
+            f"  running list {variant.name:<13} N={n:<5} returned {metrics['completed']:.0f}, "
+            f"errors {metrics['errors']:.0f}, created {metrics['tasks_created']:.0f}, "
+            f"duplicates {metrics['duplicate_tasks']:.0f}, status/task "
+            f"{metrics['status_per_task']:.3f}, lag p95 {metrics['lag_p95']:.2f} s",
+            flush=True,
+        )
+    return results
 
 
 def run_memory(clients: tuple[Client, ...], n: int) -> dict[str, dict[str, float]]:
@@ -379,6 +406,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "N >= 1000, and the memory runs)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
+    parser.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="skip the running-list variants (refused, omits queued, drops early, lags)",
+    )
     parser.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
     parser.add_argument("--no-charts", action="store_true", help="draw no PNG charts")
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
@@ -405,6 +437,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def measure(args: argparse.Namespace) -> tuple[Collected, dict[str, Any], str | None]:
     """Every timed run, the memory runs and the micro-benchmarks."""
     collected = run_scenarios(args.scenarios, args)
+    if not args.no_variants:
+        collected.variants = run_variants()
     memory: dict[str, Any] = {}
     if not args.no_memory:
         previous = (_scenarios.PREVIOUS_CLIENT,) if args.previous else ()
