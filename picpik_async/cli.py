@@ -786,13 +786,7 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
     defaults = _generate_kwargs(options)
 
     async def job() -> int:
-        stop = anyio.Event()
-        async with (
-            open_ledger(url) as ledger,
-            _open_client(options) as client,
-            anyio.create_task_group() as group,
-        ):
-            group.start_soon(_watch_interrupts, stop, console)
+        async with _ledger_session(url, options, console) as (ledger, client, stop):
             common: dict[str, Any] = {
                 "run_id": run_id, "concurrency": concurrency, "defaults": defaults, "stop": stop,
                 "timeout": options["timeout"], "max_credits": options["max_credits"],
@@ -810,7 +804,6 @@ def batch(file: Path, concurrency: int, retry_unknown: bool, **options: Any) -> 
                         client, items, options["out"], ledger, url, job_size=options["job_size"],
                         on_change=view.changed, **common,
                     )  # fmt: skip
-            group.cancel_scope.cancel()
             operations = ledger.operations
         counts = _print_batch_table(console, rows, progress, run_id)
         console.print(f"ledger: {operations} operations")
@@ -856,6 +849,22 @@ def _check_batch_lines(file: Path, items: list[BatchItem], defaults: dict[str, A
 def _usage_error(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+@asynccontextmanager
+async def _ledger_session(
+    url: str, options: dict[str, Any], console: Console
+) -> AsyncIterator[tuple[Ledger, AsyncClient, anyio.Event]]:
+    """The ledger and the client of `batch` and `worker`, and the event Ctrl-C sets."""
+    stop = anyio.Event()
+    async with (
+        open_ledger(url) as ledger,
+        _open_client(options) as client,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(_watch_interrupts, stop, console)
+        yield ledger, client, stop
+        group.cancel_scope.cancel()
 
 
 async def _watch_interrupts(stop: anyio.Event, console: Console) -> None:
@@ -994,20 +1003,13 @@ def worker(**options: Any) -> None:
     async def job() -> int:
         from picpik_async._distributed import serve_worker
 
-        stop = anyio.Event()
-        async with (
-            open_ledger(url) as ledger,
-            _open_client(options) as client,
-            anyio.create_task_group() as group,
-        ):
-            group.start_soon(_watch_interrupts, stop, console)
+        async with _ledger_session(url, options, console) as (ledger, client, stop):
             view = _BatchView(_console(force_terminal=False), 0)
             progress = await serve_worker(
                 client, ledger, url, options["out"], concurrency=options["concurrency"],
                 jobs=options["jobs"], until_done=options["until_done"], stop=stop,
                 timeout=options["timeout"], on_change=view.changed,
             )  # fmt: skip
-            group.cancel_scope.cancel()
             operations = ledger.operations
         console.print(
             f"worker: submitted {progress.submitted}, done {progress.done}, "
