@@ -109,9 +109,12 @@ async def test_a_list_without_queued_tasks(caplog: pytest.LogCaptureFixture) -> 
 
 
 async def test_a_list_that_drops_tasks_early() -> None:
-    """Tasks leave the list before they are over: fetched, still pending, finished later."""
-    faults = Faults(running_list=RunningList(drops_early=0.2))
-    emulator = Emulator(latency=0.4, seed=5, faults=faults)
+    """Tasks leave the list before they are over: fetched, still pending, finished later.
+
+    They leave 0.6 s early, six ticks: a loaded machine that delays ticks still sees
+    some of them gone and pending (with 0.2 s, under load, a late tick saw none)."""
+    faults = Faults(running_list=RunningList(drops_early=0.6))
+    emulator = Emulator(latency=0.8, seed=5, faults=faults)
     outcomes = await generate_all(emulator, 20)
     all_fine(outcomes, emulator, 20)
     assert sum(emulator.counters.list_lengths) > 20  # the early leavers were asked again
