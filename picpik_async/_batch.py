@@ -396,6 +396,8 @@ Listener = Callable[[BatchProgress, Row], None]
 BUDGET_RECHECK: Final = 0.2
 #: Attempts at recording a TaskUID before it is only logged.
 _LEDGER_ATTEMPTS: Final = 5
+#: Seconds before the second attempt at recording a TaskUID, doubled each time after.
+_LEDGER_BACKOFF: Final = 0.2
 #: TaskUIDs per ListTasksDetails when `reconcile` looks unknown rows up.
 _LOOKUP_CHUNK: Final = 50
 #: What `Worker._claim` returns for a row given back (`Worker.defer_on_budget`).
@@ -593,7 +595,7 @@ class Worker:
                         "%s", row.run_id, task_uid, request_uuid, row.prompt[:60], error,
                     )  # fmt: skip
                     return
-                await anyio.sleep(0.2 * 2**attempt)
+                await anyio.sleep(_LEDGER_BACKOFF * 2**attempt)
 
     async def _wait_and_save(self, row: Row, task_uid: str) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,20 @@ EXACT_POLL = picpik.PollSettings(
 FAST_POLL = picpik.PollSettings(
     poll_initial=0.05, poll_max=0.2, poll_grid=0.05, running_interval=0.1, running_grace=0.05
 )
+#: The default number of attempts, with waits of 10 to 50 ms instead of 0.5 to 15 s.
+FAST_CLI_RETRY = picpik.RetryPolicy(backoff_initial=0.01, backoff_max=0.05)
+
+
+#: `[sys.executable, QUICK_CLI, ...]` runs the picpik CLI in a subprocess polling fast
+#: (tests/_quick_cli.py), where `python -m picpik_async.cli` keeps the default timings.
+QUICK_CLI = str(Path(__file__).with_name("_quick_cli.py"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` first, the rest in their usual order: under `-n auto`, a
+    test of many seconds handed out last keeps the run going after the other workers
+    have nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -64,18 +79,21 @@ def make_client(emulator: Emulator, **kwargs: Any) -> picpik.AsyncClient:
 
 @pytest.fixture
 def fast_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI run in this process (click's CliRunner) polls fast and embeds a quick emulator.
+    """The CLI run in this process (click's CliRunner) polls and retries fast and embeds a
+    quick emulator.
 
-    The CLI polls with the default `PollSettings` (first poll 1.5 s after a submit)
-    and its `--emulator` takes 1 s a task; with this fixture its clients poll with
-    `FAST_POLL` and its emulator's tasks take 0.1 s. A CLI run in a subprocess keeps
-    the defaults.
+    The CLI polls with the default `PollSettings` (first poll 1.5 s after a submit),
+    retries with the default `RetryPolicy` (waits from 0.5 s) and its `--emulator`
+    takes 1 s a task; with this fixture its clients poll with `FAST_POLL` and retry
+    with `FAST_CLI_RETRY`, and its emulator's tasks take 0.1 s. A CLI run in a
+    subprocess keeps the defaults, unless it is run as `QUICK_CLI`.
     """
     import picpik_async.cli  # the CLI extra (click) is needed only by tests that use it
     import picpik_async.testing
 
     def fast_client(**options: Any) -> picpik.AsyncClient:
         options.setdefault("poll", FAST_POLL)
+        options.setdefault("retry", FAST_CLI_RETRY)
         return picpik.AsyncClient(**options)
 
     def quick_emulator(**options: Any) -> Emulator:

@@ -112,7 +112,8 @@ def test_the_blocking_client_takes_a_budget() -> None:
 async def test_a_timed_out_wait_does_not_make_the_next_generate_wait_forever() -> None:
     """The timed-out task keeps its reservation (it goes on, and will cost), but nobody
     waits for it: a generate() that does not fit fails at once instead of hanging."""
-    emulator = Emulator(latency=1.0)
+    slow_first = iter([1.0])  # the task that times out takes 1 s; the one after, 0.1 s
+    emulator = Emulator(latency=lambda rng: next(slow_first, 0.1))
     budget = picpik.CreditBudget(max_credits=5)
     async with make_client(emulator, budget=budget) as client:
         with pytest.raises(picpik.TaskTimeoutError) as caught:

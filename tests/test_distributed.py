@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import pytest
 import test_ledger
-from conftest import make_client
+from conftest import QUICK_CLI, make_client
 from procrastinate.testing import InMemoryConnector
 
 from picpik_async import LedgerError
@@ -186,10 +186,30 @@ def _env(server: EmulatorServer, ledger: str) -> dict[str, str]:
 
 
 def _picpik(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+    """`picpik ARGS` on test timings (polls from 0.1 s, a dead worker's jobs back after
+    3 s): these runs check counts and outcomes, not the default timings."""
     return subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
-        [sys.executable, "-m", "picpik_async.cli", *args],
+        [sys.executable, QUICK_CLI, *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
     )  # fmt: skip
+
+
+def _wait_for_jobs(url: str, batch: subprocess.Popen[str]) -> None:
+    """Wait until `picpik batch` has queued its jobs: a worker started before that may
+    find every queue empty and leave (`--until-done`)."""
+    import psycopg
+
+    deadline = time.monotonic() + 60
+    with psycopg.connect(url, autocommit=True) as connection:
+        while batch.poll() is None and time.monotonic() < deadline:
+            try:
+                row = connection.execute("SELECT count(*) FROM procrastinate_jobs").fetchone()
+            except psycopg.errors.UndefinedTable:  # the batch has not applied the schema yet
+                row = None
+            if row is not None and row[0] > 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError("picpik batch queued no job")
 
 
 def _runs(env: dict[str, str]) -> list[dict[str, Any]]:
@@ -203,7 +223,7 @@ def _runs(env: dict[str, str]) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def served() -> Iterator[EmulatorServer]:
-    with EmulatorServer(latency=1.0, seed=11) as server:
+    with EmulatorServer(latency=0.1, seed=11) as server:
         yield server
 
 
@@ -219,6 +239,7 @@ def _wait_for_lines(process: subprocess.Popen[str], marker: str, count: int) -> 
     return seen
 
 
+@pytest.mark.slow
 def test_a_killed_worker_costs_nothing_twice(
     tmp_path: Path, postgres_url: str, served: EmulatorServer
 ) -> None:
@@ -232,13 +253,14 @@ def test_a_killed_worker_costs_nothing_twice(
     batch_args = ["batch", str(prompts), "--out", str(tmp_path / "b"), "--width", "64",
                   "--height", "64", "--job-size", "10"]  # fmt: skip
     batch = _picpik(*batch_args, env=env)
-    time.sleep(1.0)
+    _wait_for_jobs(postgres_url, batch)
     worker_args = ["--until-done", "--concurrency", "8"]
     survivor = _picpik("worker", "--out", str(tmp_path / "w1"), *worker_args, env=env)
     victim = _picpik("worker", "--out", str(tmp_path / "w2"), *worker_args, env=env)
     _wait_for_lines(victim, "finished:", 10)
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=30)
+    assert victim.returncode == -signal.SIGKILL  # killed mid-run, not already done
     output, _ = batch.communicate(timeout=240)
     survivor.communicate(timeout=240)
     if batch.returncode != 0:  # the issue allows a re-run of the same command
@@ -270,6 +292,7 @@ def _unknown_request_uuids(url: str) -> set[str]:
     return {uuid for (uuid,) in rows}
 
 
+@pytest.mark.slow
 def test_a_distributed_budget(tmp_path: Path, postgres_url: str, served: EmulatorServer) -> None:
     """100 prompts of one credit, --max-credits 40, `picpik batch` and one worker: at most
     40 credits spent, at least 30 finished, exit code non-zero."""
@@ -278,6 +301,7 @@ def test_a_distributed_budget(tmp_path: Path, postgres_url: str, served: Emulato
     env = _env(served, postgres_url)
     args = ["--width", "64", "--height", "64", "--job-size", "10", "--max-credits", "40"]
     batch = _picpik("batch", str(prompts), "--out", str(tmp_path / "b"), *args, env=env)
+    _wait_for_jobs(postgres_url, batch)
     worker = _picpik("worker", "--out", str(tmp_path / "w"), "--until-done", env=env)
     output, _ = batch.communicate(timeout=240)
     worker.communicate(timeout=240)

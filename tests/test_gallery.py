@@ -504,6 +504,7 @@ def outside_playwright(function: Callable[[Path], Awaitable[T]], folder: Path) -
         return pool.submit(anyio.run, function, folder).result()
 
 
+@pytest.mark.slow
 def test_the_page_in_headless_chromium(out: Path, browser: Any) -> None:
     """Every thumbnail loads, the hostile prompt shows as text and runs nothing, nothing is
     fetched from outside the folder, and the grid adapts to the window's width."""

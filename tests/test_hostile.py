@@ -492,6 +492,7 @@ async def test_answer_bombs_are_refused_while_decoding() -> None:
                 assert str(error) == "ListModels answer is larger than 8388608 bytes (decoded)"
 
 
+@pytest.mark.slow
 def test_size_limits_hold_under_a_memory_cap(tmp_path: Path) -> None:
     """Items 6 and 7 again, in a subprocess capped at 512 MiB: a regression dies of MemoryError.
 
@@ -822,7 +823,9 @@ def test_blocking_client_images_save_and_read_without_await(
         "private_key": emulator.private_key,
         "base_url": emulator.url,
         "transport": emulator.transport(),
-        "poll": picpik.PollSettings(poll_initial=0.05, poll_max=0.2, poll_grid=0.05),
+        "poll": picpik.PollSettings(
+            poll_initial=0.05, poll_max=0.2, poll_grid=0.05, running_interval=0.1
+        ),
     }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

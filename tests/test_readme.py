@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import pytest
 
 import picpik_async as picpik
 from picpik_async.testing import Emulator, EmulatorServer
@@ -73,6 +74,7 @@ def test_cli_without_its_extra_names_the_extra() -> None:
     assert "pip install 'picpik-async[cli]'" in done.stderr
 
 
+@pytest.mark.slow
 def test_emulator_test_example_passes(tmp_path: Path) -> None:
     """The README's pytest example for users' own suites passes as written."""
     (block,) = [b for b in python_blocks() if "def test_" in b]
@@ -107,7 +109,8 @@ def test_beyond_sdxl_example_runs(tmp_path: Path) -> None:
             "    async with picpik.AsyncClient(",
             "        public_key=emulator.public_key, private_key=emulator.private_key,",
             "        base_url=emulator.url, transport=emulator.transport(),",
-            "        poll=picpik.PollSettings(poll_initial=0.05, poll_grid=0.05),",
+            "        poll=picpik.PollSettings(poll_initial=0.05, poll_grid=0.05,",
+            "                                 running_interval=0.1),",
             "    ) as client:",
             *("        " + line for line in body.splitlines()),
             "        assert big.images and cut.images and fixed.images and swapped.images",
@@ -124,7 +127,7 @@ def test_beyond_sdxl_example_runs(tmp_path: Path) -> None:
         async with picpik.AsyncClient(
             public_key=emulator.public_key, private_key=emulator.private_key,
             base_url=emulator.url, transport=emulator.transport(),
-            poll=picpik.PollSettings(poll_initial=0.02, poll_grid=0.01),
+            poll=picpik.PollSettings(poll_initial=0.02, poll_grid=0.01, running_interval=0.05),
         ) as client:  # fmt: skip
             result = await client.generate("input", width=96, height=64)
             return await result.images[0].read()
@@ -176,7 +179,8 @@ def test_fan_out_cancellation_example_runs(tmp_path: Path) -> None:
             "    async with picpik.AsyncClient(",
             "        public_key=emulator.public_key, private_key=emulator.private_key,",
             "        base_url=emulator.url, transport=emulator.transport(),",
-            "        poll=picpik.PollSettings(poll_initial=0.05, poll_grid=0.05),",
+            "        poll=picpik.PollSettings(poll_initial=0.05, poll_grid=0.05,",
+            "                                 running_interval=0.1),",
             "    ) as client:",
             *("        " + line for line in body.splitlines()),
             "",

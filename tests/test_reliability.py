@@ -68,6 +68,7 @@ async def test_dropped_submits_become_unknown_outcomes_never_duplicates() -> Non
         assert error.prompt in prompts
 
 
+@pytest.mark.slow
 async def test_soak_every_fault_at_once_over_a_real_socket() -> None:
     """2,000 prompts, 200 at a time, every fault on: all accounted for, nothing duplicated."""
     faults = Faults(
@@ -168,7 +169,7 @@ async def test_huge_answers_are_refused(declared: bool) -> None:
 
 async def test_a_silent_server_is_a_timeout_not_a_hang() -> None:
     """Answers slower than the client timeout: TransportError for reads, unknown for submits."""
-    emulator = Emulator(latency=0.05, faults=Faults(slow=1.0, slow_seconds=1))  # 5x the timeout
+    emulator = Emulator(latency=0.05, faults=Faults(slow=1.0, slow_seconds=0.6))  # 3x the timeout
     policy = picpik.RetryPolicy(max_attempts=2, backoff_initial=0.001)
     async with (
         serve_emulator(emulator) as server,

@@ -25,7 +25,9 @@ import picpik_async as picpik
 from picpik_async.testing import Emulator, Faults
 
 FAST_RETRY = picpik.RetryPolicy(max_attempts=5, backoff_initial=0.005, backoff_max=0.02)
-FAST_POLL = picpik.PollSettings(poll_initial=0.05, poll_max=0.2, poll_grid=0.05)
+FAST_POLL = picpik.PollSettings(
+    poll_initial=0.05, poll_max=0.2, poll_grid=0.05, running_interval=0.1, running_grace=0.05
+)
 
 
 def png(width: int, height: int) -> bytes:

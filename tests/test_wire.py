@@ -637,6 +637,7 @@ REQUESTS: list[Request[Any]] = [
 ]
 
 
+@pytest.mark.slow
 class TestArbitraryJson:
     """Whatever JSON arrives, only ProtocolError or APIError (both PicpikError) escape.
 
