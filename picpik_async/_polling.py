@@ -14,6 +14,7 @@ sends the requests, sleeps, sets events and logs.
 from __future__ import annotations
 
 import enum
+import heapq
 import math
 import random
 import statistics
@@ -338,9 +339,11 @@ _TRUST_SAMPLE: Final = 10
 
 @define
 class _Entry:
-    due: float
     interval: float
     since: float = 0.0
+    order: int = 0  # when it was first watched: due tasks are asked for in this order
+    due: float = math.inf
+    push: int = 0  # which of the queue's records for this task is the live one
     waiters: int = 1
     misses: int = 0
     failures: int = 0
@@ -377,6 +380,11 @@ class PollSchedule:
     #: of them all instead (None: as many as fit in one request).
     details_tick_up_to: int | None = field(default=None)
     _entries: dict[str, _Entry] = field(factory=dict, init=False)
+    # Due times as a heap of (due, push, uid): a record is live while its task is
+    # watched, not in flight, and `push` is its latest. Stale ones are dropped as
+    # they surface, so a step costs O(log n) for each task due, not O(n).
+    _queue: list[tuple[float, int, str]] = field(factory=list, init=False)
+    _pushes: int = field(default=0, init=False)
     _unknown_words: set[str] = field(factory=set, init=False)
     _by_list: int = field(default=0, init=False)
     _next_tick: float = field(default=math.inf, init=False)
@@ -421,14 +429,18 @@ class PollSchedule:
             if follow and entry.by_list:
                 self._leave_list(entry)
                 if not entry.in_flight:
-                    entry.due = self._snap(max(now, entry.since + first))
+                    self._due_at(uid, entry, self._snap(max(now, entry.since + first)))
             return
+        self._pushes += 1
         if follow or not self.uses_running_list(now):
-            self._entries[uid] = _Entry(due=self._snap(now + first), interval=first, since=now)
+            entry = self._entries[uid] = _Entry(interval=first, since=now, order=self._pushes)
+            self._due_at(uid, entry, self._snap(now + first))
             return
         if not self._by_list:  # the first task for the list since it was idle
             self._last_change = now
-        self._entries[uid] = _Entry(due=now + _RECHECK, interval=first, since=now, by_list=True)
+        entry = _Entry(interval=first, since=now, order=self._pushes, by_list=True)
+        self._entries[uid] = entry
+        self._due_at(uid, entry, now + _RECHECK)
         self._by_list += 1
         self._peak = max(self._peak, self._by_list)
         if self._next_tick == math.inf:
@@ -457,18 +469,38 @@ class PollSchedule:
         """How many tasks are watched through the running list."""
         return self._by_list
 
+    def _due_at(self, uid: str, entry: _Entry, when: float) -> None:
+        """Set when a task is next due (its earlier records in the queue go stale)."""
+        self._pushes += 1
+        entry.due, entry.push = when, self._pushes
+        heapq.heappush(self._queue, (when, self._pushes, uid))
+
+    def _first_due(self) -> tuple[float, str] | None:
+        """The live record due first, dropping the stale ones above it."""
+        queue = self._queue
+        while queue:
+            when, push, uid = queue[0]
+            entry = self._entries.get(uid)
+            if entry is not None and entry.push == push and not entry.in_flight:
+                return when, uid
+            heapq.heappop(queue)
+        return None
+
     def next_due(self) -> float | None:
         """When the next poll is due, or None when nothing is watched or all are in flight."""
-        times = [e.due for e in self._entries.values() if not e.in_flight]
-        return max(min(times), self.paused_until) if times else None
+        first = self._first_due()
+        return max(first[0], self.paused_until) if first is not None else None
 
     def take_due(self, now: float) -> list[list[str]]:
         """The due TaskUIDs in request-sized chunks; they are marked in flight."""
         if now < self.paused_until:
             return []
-        due = [uid for uid, e in self._entries.items() if not e.in_flight and e.due <= now]
-        for uid in due:
-            self._entries[uid].in_flight = True
+        due = []
+        while (first := self._first_due()) is not None and first[0] <= now:
+            heapq.heappop(self._queue)
+            self._entries[first[1]].in_flight = True
+            due.append(first[1])
+        due.sort(key=lambda uid: self._entries[uid].order)
         size = self.batch_size
         return [due[i : i + size] for i in range(0, len(due), size)]
 
@@ -495,10 +527,10 @@ class PollSchedule:
             # watches it from now on.
             self._leave_list(entry)
         if entry.by_list:
-            entry.due = now + _RECHECK
+            self._due_at(uid, entry, now + _RECHECK)
             return
         entry.interval = min(self.settings.poll_max, entry.interval * self.settings.poll_growth)
-        entry.due = self._snap(now + self._jittered(entry.interval))
+        self._due_at(uid, entry, self._snap(now + self._jittered(entry.interval)))
 
     def missing(self, uid: str, now: float) -> bool:
         """The answer did not mention the task; True when it has been missing too long."""
@@ -510,7 +542,7 @@ class PollSchedule:
         if entry.misses >= self.settings.max_misses:
             return True
         entry.in_flight = False
-        entry.due = self._snap(now + self._jittered(entry.interval))
+        self._due_at(uid, entry, self._snap(now + self._jittered(entry.interval)))
         return False
 
     def failed(self, chunk: Sequence[str], now: float) -> list[str]:
@@ -532,7 +564,7 @@ class PollSchedule:
                 continue
             entry.in_flight = False
             entry.failures += 1
-            entry.due = self._snap(now + backoff)
+            self._due_at(uid, entry, self._snap(now + backoff))
             if entry.failures >= self.settings.max_failures:
                 exhausted.append(uid)
         return exhausted
@@ -591,7 +623,7 @@ class PollSchedule:
                 entry.listed = True
             elif entry.listed or now - entry.since >= grace:
                 entry.absent = True
-                entry.due = now
+                self._due_at(uid, entry, now)
                 left = True
         if left:
             self._last_change = now
@@ -618,9 +650,9 @@ class PollSchedule:
         self.running_off_until = now + self.settings.running_retry
         self._absences = self._dropouts = 0
         first = self.settings.poll_initial
-        for entry in self._entries.values():
+        for uid, entry in self._entries.items():
             if entry.by_list and not entry.in_flight:
-                entry.due = self._snap(max(now, entry.since + first))
+                self._due_at(uid, entry, self._snap(max(now, entry.since + first)))
             self._leave_list(entry)
         return RunningListOff(reason, self.running_off_until)
 
@@ -654,9 +686,9 @@ class PollSchedule:
             # Every task the list watches fits in one ListTasksDetails: that one
             # request is the tick, and it says more than the list would.
             tick = False
-            for entry in self._entries.values():
+            for uid, entry in self._entries.items():
                 if entry.by_list and not entry.in_flight:
-                    entry.due = now
+                    self._due_at(uid, entry, now)
             self._next_tick = now + self._tick_interval(now)
             tick_at = self._next_tick
         elif tick:
