@@ -33,6 +33,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def _color(label: str) -> str:
+    """One colour per client in every chart and panel (the legend is drawn once)."""
+    return f"C{LABELS.index(label)}"
+
+
 def headline_run(collected: Collected) -> tuple[str, int] | None:
     """The scenario and N the lag chart shows: the headline scenario at N = 1000 if run.
 
@@ -58,7 +63,7 @@ def status_chart(results: dict[str, ByN], path: Path) -> bool:
                 (n, at[label]["status_per_task"]) for n, at in by_n.items() if label in at
             )
             if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=label)
+                ax.plot(*zip(*points, strict=True), marker="o", label=label, color=_color(label))
         ax.set(xscale="log", yscale="log", title=scenario, xlabel="N (concurrent prompts)")
         ax.set_ylabel("status requests per task")
         ax.grid(True, which="both", alpha=0.3)
@@ -79,7 +84,7 @@ def lag_chart(lags: dict[str, list[float]], title: str, path: Path) -> bool:
     for label in present:
         ordered = sorted(max(lag, 1e-3) for lag in lags[label])  # log axis: no zeros
         share = [(i + 1) / len(ordered) for i in range(len(ordered))]
-        ax.step(ordered, share, where="post", label=label)
+        ax.step(ordered, share, where="post", label=label, color=_color(label))
     ax.set(xscale="log", ylim=(0, 1.01), title=title)
     ax.set_xlabel("completion lag (s): task finished -> result returned")
     ax.set_ylabel("share of tasks")
