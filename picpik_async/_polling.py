@@ -198,8 +198,9 @@ class PollSettings:
             False polls every task on its own schedule above.
         running_interval: seconds between two ticks while tasks are watched that
             way (half of it while fewer than 200 were since the list was last
-            idle; twice it after 3 s in which none ended). Long tasks stretch it,
-            up to twice, to 5% of the median time the last 64 tasks took. While
+            idle; twice it after 3 s in which none ended). Long tasks stretch all
+            three, up to twice, so that the full interval is 5% of the median time
+            the last 64 tasks took to finish or fail. While
             all of them fit in one ListTasksDetails, the tick is that request
             instead of a ListRunningTasks.
         running_grace: seconds a new task may be missing from the running list
@@ -323,9 +324,10 @@ Decision = Settle | Update | UnknownWord | Split | Refused | BackOff | RunningLi
 # often until one does.
 _FEW_TASKS: Final = 200
 _QUIET: Final = 3.0
-# Long tasks stretch the tick: it is at least _LONG_SHARE of the median time the
-# last _DURATIONS tasks took, up to _MAX_STRETCH times running_interval. A result
-# is then late by about the same share of its task's time, whatever that is.
+# Long tasks stretch the tick: running_interval becomes _LONG_SHARE of the median
+# time the last _DURATIONS tasks took to finish or fail, up to _MAX_STRETCH times
+# itself, and the halved and doubled intervals above stretch alike. A result is
+# then late by about the same share of its task's time, whatever that is.
 _LONG_SHARE: Final = 0.05
 _MAX_STRETCH: Final = 2.0
 _DURATIONS: Final = 64
@@ -474,6 +476,10 @@ class PollSchedule:
         self._pushes += 1
         entry.due, entry.push = when, self._pushes
         heapq.heappush(self._queue, (when, self._pushes, uid))
+        if len(self._queue) > 4 * len(self._entries) + 64:  # mostly stale: rebuild it
+            live = self._entries.items()
+            self._queue = [(e.due, e.push, u) for u, e in live if not e.in_flight]
+            heapq.heapify(self._queue)
 
     def _first_due(self) -> tuple[float, str] | None:
         """The live record due first, dropping the stale ones above it."""

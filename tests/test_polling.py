@@ -1114,6 +1114,22 @@ class TestRunningList:
 class TestDetailsTick:
     """While every listed task fits in one ListTasksDetails, that request is the tick."""
 
+    def test_the_due_queue_stays_small(self) -> None:
+        """Each details tick leaves a stale due record for every task, and a task on
+        its own schedule keeps them from surfacing: the heap is rebuilt before it
+        holds more than about four records a task (1,501 records here before)."""
+        s = PollSchedule(PollSettings(), running_list=True)
+        s.watch("own", now=0.0, follow=True)
+        for i in range(100):
+            s.watch(f"u{i}", now=0.0)
+        now = 0.0
+        while now < 30.0:
+            now += 0.05
+            for chunk in s.step(now).chunks:
+                s.on_answer(chunk, [detail("Running", uid=uid) for uid in chunk], now=now)
+        assert s.watched_by_list() == 100
+        assert len(s._queue) <= 4 * 101 + 64 + 1
+
     def test_few_tasks_are_asked_for_directly(self) -> None:
         """Two tasks, a batch of three: each tick is one details request of both."""
         s = schedule(LISTED, running_list=True)
