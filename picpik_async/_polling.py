@@ -200,9 +200,9 @@ class PollSettings:
             way (half of it while fewer than 200 were since the list was last
             idle; twice it after 3 s in which none ended). Long tasks stretch all
             three, up to twice, so that the full interval is 5% of the median time
-            the last 64 tasks took to finish or fail. While
-            all of them fit in one ListTasksDetails, the tick is that request
-            instead of a ListRunningTasks.
+            the last 64 tasks took to finish or fail. While all of them fit in one
+            ListTasksDetails, the tick is that request instead of a
+            ListRunningTasks.
         running_grace: seconds a new task may be missing from the running list
             before its absence counts (the list may not show it at once).
         running_retry: seconds the poller keeps to each task's own schedule after
